@@ -1,0 +1,162 @@
+"""Metric functions, reported under SageMaker FM's names.
+
+Regressors: ``rmse``, ``mse``, ``absolute_loss``. Binary classifiers:
+``binary_classification_accuracy`` (threshold 0.5), ``binary_f_beta`` (F1 of the positive
+class), ``binary_classification_cross_entropy`` (mean log loss of the score) and fmkit's
+``auc``. :func:`compute_metrics` prefixes them with the channel (``test:rmse``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+REGRESSOR_METRICS = ("rmse", "mse", "absolute_loss")
+BINARY_METRICS = (
+    "binary_classification_accuracy",
+    "binary_f_beta",
+    "binary_classification_cross_entropy",
+    "auc",
+)
+# SageMaker's log-line names (the ones its scrapers read); binary_f_beta is logged as binary_f_1.000
+LOG_NAMES = {"binary_f_beta": "binary_f_1.000"}
+METRIC_KINDS = {
+    "rmse": "loss", "mse": "loss", "absolute_loss": "loss",
+    "binary_classification_accuracy": "score", "binary_f_beta": "score",
+    "binary_classification_cross_entropy": "loss", "auc": "score",
+}
+# objective metric -> direction, for tuning (SageMaker's table plus fmkit's)
+DIRECTIONS = {
+    "rmse": "minimize", "mse": "minimize", "absolute_loss": "minimize",
+    "binary_classification_accuracy": "maximize", "binary_f_beta": "maximize",
+    "binary_classification_cross_entropy": "minimize", "auc": "maximize",
+}
+
+Array = npt.NDArray[Any]
+
+
+def _weights(weights: Array | None, n: int) -> npt.NDArray[np.float64]:
+    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def rmse(labels: Array, scores: Array, weights: Array | None = None) -> float:
+    return float(np.sqrt(mse(labels, scores, weights)))
+
+
+def mse(labels: Array, scores: Array, weights: Array | None = None) -> float:
+    d = np.asarray(scores, np.float64) - np.asarray(labels, np.float64)
+    return float(np.average(d * d, weights=_weights(weights, d.shape[0])))
+
+
+def absolute_loss(labels: Array, scores: Array, weights: Array | None = None) -> float:
+    d = np.abs(np.asarray(scores, np.float64) - np.asarray(labels, np.float64))
+    return float(np.average(d, weights=_weights(weights, d.shape[0])))
+
+
+def binary_classification_accuracy(
+    labels: Array, scores: Array, weights: Array | None = None
+) -> float:
+    pred = np.asarray(scores) >= 0.5
+    hit = (pred == (np.asarray(labels) >= 0.5)).astype(np.float64)
+    return float(np.average(hit, weights=_weights(weights, hit.shape[0])))
+
+
+def binary_f_beta(
+    labels: Array, scores: Array, weights: Array | None = None, beta: float = 1.0
+) -> float:
+    w = _weights(weights, np.asarray(labels).shape[0])
+    pred = np.asarray(scores) >= 0.5
+    truth = np.asarray(labels) >= 0.5
+    tp = float(np.sum(w * (pred & truth)))
+    fp = float(np.sum(w * (pred & ~truth)))
+    fn = float(np.sum(w * (~pred & truth)))
+    b2 = beta * beta
+    denom = (1 + b2) * tp + b2 * fn + fp
+    return (1 + b2) * tp / denom if denom > 0 else 0.0
+
+
+def binary_classification_cross_entropy(
+    labels: Array, scores: Array, weights: Array | None = None
+) -> float:
+    p = np.clip(np.asarray(scores, np.float64), 1e-12, 1 - 1e-12)
+    t = np.asarray(labels, np.float64)
+    loss = -(t * np.log(p) + (1 - t) * np.log1p(-p))
+    return float(np.average(loss, weights=_weights(weights, loss.shape[0])))
+
+
+def auc(labels: Array, scores: Array, weights: Array | None = None) -> float:
+    """Area under the ROC curve, ties counted half (NaN when one class is absent)."""
+    t = np.asarray(labels) >= 0.5
+    s = np.asarray(scores, np.float64)
+    w = _weights(weights, s.shape[0])
+    pos_w, neg_w = w[t].sum(), w[~t].sum()
+    if pos_w == 0 or neg_w == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    s, t, w = s[order], t[order], w[order]
+    # group ties: for each distinct score, negatives below it and half the tied negatives
+    uniq, start = np.unique(s, return_index=True)
+    neg_in = np.add.reduceat(np.where(t, 0.0, w), start)
+    pos_in = np.add.reduceat(np.where(t, w, 0.0), start)
+    neg_below = np.concatenate([[0.0], np.cumsum(neg_in)[:-1]])
+    return float(np.sum(pos_in * (neg_below + 0.5 * neg_in)) / (pos_w * neg_w))
+
+
+_FUNCS = {
+    "rmse": rmse,
+    "mse": mse,
+    "absolute_loss": absolute_loss,
+    "binary_classification_accuracy": binary_classification_accuracy,
+    "binary_f_beta": binary_f_beta,
+    "binary_classification_cross_entropy": binary_classification_cross_entropy,
+    "auc": auc,
+}
+
+
+def metric_names(predictor_type: str) -> tuple[str, ...]:
+    """Return the metric names a predictor type emits (without channel prefix)."""
+    return REGRESSOR_METRICS if predictor_type == "regressor" else BINARY_METRICS
+
+
+def compute_metrics(
+    predictor_type: str,
+    labels: Array,
+    scores: Array,
+    *,
+    weights: Array | None = None,
+    prefix: str | None = "test",
+) -> dict[str, float]:
+    """Return ``{"<prefix>:<name>": value}`` for every metric of ``predictor_type``.
+
+    ``scores`` are the model's outputs: raw predictions for regressors, probabilities for
+    binary classifiers. With ``prefix=None`` the names are bare.
+    """
+    out: dict[str, float] = {}
+    for name in metric_names(predictor_type):
+        key = f"{prefix}:{name}" if prefix else name
+        out[key] = _FUNCS[name](labels, scores, weights)
+    return out
+
+
+def quality_metric_lines(
+    metrics: dict[str, float], *, host: str = "algo-1", epoch: int | None = None
+) -> list[str]:
+    """Render ``metrics`` as SageMaker ``#quality_metric`` log lines.
+
+    ``{"test:rmse": v}`` -> ``#quality_metric: host=algo-1, test rmse <loss>=v``; with
+    ``epoch`` the ``epoch=E, `` part is added (per-epoch train lines).
+    """
+    lines = []
+    for key, value in metrics.items():
+        channel, _, name = key.partition(":")
+        if name not in METRIC_KINDS:
+            continue
+        where = f"epoch={epoch}, " if epoch is not None else ""
+        log_name = LOG_NAMES.get(name, name)
+        lines.append(
+            f"#quality_metric: host={host}, {where}{channel} {log_name} "
+            f"<{METRIC_KINDS[name]}>={value!r}"
+        )
+    return lines

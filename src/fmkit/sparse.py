@@ -1,0 +1,267 @@
+"""SparseBatch: rows of a sparse design matrix in CSR form, with labels and weights.
+
+Shapes use N (rows), Z (stored non-zeros) and F (feature_dim):
+
+- ``indices``: int64 (Z,), column of each stored value;
+- ``offsets``: int64 (N + 1,), row starts, ``offsets[0] == 0``, ``offsets[-1] == Z``;
+- ``values``: float32 (Z,);
+- ``labels``: float32 (N,) or None; ``weights``: float32 (N,) or None;
+- ``feature_dim``: F when the source states it (recordIO shape, npz), else None.
+
+Duplicate columns within a row are allowed and add up, as in scipy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from fmkit.errors import DataError
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, eq=False)
+class SparseBatch:
+    """CSR rows plus optional labels and weights; see the module docstring for shapes."""
+
+    indices: IntArray
+    offsets: IntArray
+    values: FloatArray
+    labels: FloatArray | None = None
+    weights: FloatArray | None = None
+    feature_dim: int | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    @property
+    def width(self) -> int:
+        """``feature_dim`` if known, else 1 + the largest column used (0 when empty)."""
+        if self.feature_dim is not None:
+            return self.feature_dim
+        return int(self.indices.max()) + 1 if self.nnz else 0
+
+    @classmethod
+    def from_arrays(
+        cls,
+        indices: Any,
+        offsets: Any,
+        values: Any,
+        labels: Any = None,
+        weights: Any = None,
+        feature_dim: int | None = None,
+    ) -> SparseBatch:
+        """Build a batch from array-likes, converting dtypes (no validation of content)."""
+        return cls(
+            np.ascontiguousarray(indices, dtype=np.int64),
+            np.ascontiguousarray(offsets, dtype=np.int64),
+            np.ascontiguousarray(values, dtype=np.float32),
+            None if labels is None else np.ascontiguousarray(labels, dtype=np.float32),
+            None if weights is None else np.ascontiguousarray(weights, dtype=np.float32),
+            feature_dim,
+        )
+
+    @classmethod
+    def from_matrix(
+        cls, X: Any, labels: Any = None, weights: Any = None, feature_dim: int | None = None
+    ) -> SparseBatch:
+        """Build a batch from a scipy.sparse matrix or a dense 2-D array-like.
+
+        Dense input keeps only its non-zeros. ``feature_dim`` defaults to X's column count.
+
+        Raises
+        ------
+        DataError
+            X is not 2-D, or labels/weights do not have one entry per row.
+        """
+        if sp.issparse(X):
+            csr = sp.csr_matrix(X)
+        else:
+            arr = np.asarray(X)
+            if arr.ndim != 2:
+                raise DataError(f"X must be 2-D (rows x features); got shape {arr.shape}.")
+            if arr.dtype.kind not in "biuf":
+                raise DataError(f"X must be numeric; got dtype {arr.dtype}.")
+            csr = sp.csr_matrix(arr.astype(np.float32, copy=False))
+        batch = cls.from_arrays(
+            csr.indices, csr.indptr, csr.data, labels, weights,
+            csr.shape[1] if feature_dim is None else feature_dim,
+        )
+        for name, arr in (("labels", batch.labels), ("weights", batch.weights)):
+            if arr is not None and arr.shape != (batch.n_rows,):
+                raise DataError(
+                    f"{name} must have one entry per row of X: X has {batch.n_rows} rows, "
+                    f"{name} has shape {arr.shape}."
+                )
+        return batch
+
+    def to_csr(self, feature_dim: int | None = None) -> sp.csr_matrix:
+        """Return the rows as a float32 scipy CSR matrix of shape (N, feature_dim)."""
+        width = feature_dim if feature_dim is not None else self.width
+        return sp.csr_matrix(
+            (self.values, self.indices, self.offsets), shape=(self.n_rows, width)
+        )
+
+    def slice(self, start: int, stop: int) -> SparseBatch:
+        """Return rows ``start:stop`` (views where possible)."""
+        stop = min(stop, self.n_rows)
+        lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        return SparseBatch(
+            self.indices[lo:hi],
+            self.offsets[start : stop + 1] - lo,
+            self.values[lo:hi],
+            None if self.labels is None else self.labels[start:stop],
+            None if self.weights is None else self.weights[start:stop],
+            self.feature_dim,
+        )
+
+    def take(self, rows: npt.ArrayLike) -> SparseBatch:
+        """Return the rows at positions ``rows`` (int array), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        lengths = ends - starts
+        offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # position of every gathered non-zero in the source arrays
+        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return SparseBatch(
+            self.indices[gather],
+            offsets,
+            self.values[gather],
+            None if self.labels is None else self.labels[rows],
+            None if self.weights is None else self.weights[rows],
+            self.feature_dim,
+        )
+
+    def with_labels(self, labels: Any) -> SparseBatch:
+        """Return a copy that carries ``labels`` (float32, one per row)."""
+        labels = np.ascontiguousarray(labels, dtype=np.float32)
+        return SparseBatch(self.indices, self.offsets, self.values, labels, self.weights,
+                           self.feature_dim)
+
+    def with_weights(self, weights: Any) -> SparseBatch:
+        """Return a copy that carries ``weights`` (float32, one per row)."""
+        weights = np.ascontiguousarray(weights, dtype=np.float32)
+        if weights.shape != (self.n_rows,):
+            raise DataError(
+                f"sample weights must have one entry per row: {self.n_rows} rows, "
+                f"got shape {weights.shape}."
+            )
+        return SparseBatch(self.indices, self.offsets, self.values, self.labels, weights,
+                           self.feature_dim)
+
+    def with_feature_dim(self, feature_dim: int | None) -> SparseBatch:
+        """Return a copy whose ``feature_dim`` is ``feature_dim``."""
+        return SparseBatch(self.indices, self.offsets, self.values, self.labels, self.weights,
+                           feature_dim)
+
+    def validate(
+        self,
+        *,
+        feature_dim: int | None = None,
+        predictor_type: str | None = None,
+        require_labels: bool = False,
+        source: str = "input",
+    ) -> None:
+        """Check structure and values; raise DataError naming ``source`` and the row.
+
+        Checks: offsets monotone and consistent, keys in ``[0, feature_dim)``, finite
+        values, labels present when required and finite, binary labels in {0, 1},
+        non-negative finite weights.
+        """
+        n = self.n_rows
+        if n < 0 or self.offsets[0] != 0 or self.offsets[-1] != self.nnz:
+            raise DataError(f"{source}: CSR offsets are inconsistent with {self.nnz} values.")
+        if self.values.shape != self.indices.shape:
+            raise DataError(f"{source}: {self.values.shape[0]} values but "
+                            f"{self.indices.shape[0]} indices.")
+        if n and np.any(np.diff(self.offsets) < 0):
+            raise DataError(f"{source}: CSR offsets decrease.")
+        if self.nnz:
+            if self.indices.min() < 0:
+                row = _row_of(self.offsets, int(np.argmax(self.indices < 0)))
+                raise DataError(f"{source}, row {row}: negative feature key "
+                                f"{int(self.indices.min())}.")
+            if feature_dim is not None and self.indices.max() >= feature_dim:
+                pos = int(np.argmax(self.indices >= feature_dim))
+                raise DataError(
+                    f"{source}, row {_row_of(self.offsets, pos)}: feature key "
+                    f"{int(self.indices[pos])} is out of range for feature_dim={feature_dim} "
+                    f"(keys must be < feature_dim)."
+                )
+            if not np.all(np.isfinite(self.values)):
+                pos = int(np.argmax(~np.isfinite(self.values)))
+                raise DataError(f"{source}, row {_row_of(self.offsets, pos)}: feature value "
+                                f"{self.values[pos]} is not finite.")
+        if self.labels is None:
+            if require_labels:
+                raise DataError(f"{source}: training data needs a label for every row; "
+                                "found none.")
+        else:
+            if self.labels.shape != (n,):
+                raise DataError(f"{source}: {n} rows but {self.labels.shape[0]} labels.")
+            if not np.all(np.isfinite(self.labels)):
+                row = int(np.argmax(~np.isfinite(self.labels)))
+                raise DataError(f"{source}, row {row}: label {self.labels[row]} is not finite.")
+            if predictor_type == "binary_classifier":
+                bad = (self.labels != 0) & (self.labels != 1)
+                if np.any(bad):
+                    row = int(np.argmax(bad))
+                    raise DataError(
+                        f"{source}, row {row}: binary_classifier labels must be 0 or 1; got "
+                        f"{self.labels[row]:g}. Threshold the labels (fmkit prepare "
+                        "--target binary) or use predictor_type=regressor."
+                    )
+        if self.weights is not None:
+            if self.weights.shape != (n,):
+                raise DataError(f"{source}: {n} rows but {self.weights.shape[0]} weights.")
+            bad = ~np.isfinite(self.weights) | (self.weights < 0)
+            if np.any(bad):
+                row = int(np.argmax(bad))
+                raise DataError(f"{source}, row {row}: sample weight {self.weights[row]} must "
+                                "be finite and >= 0.")
+
+
+def _row_of(offsets: IntArray, position: int) -> int:
+    """Return the row holding stored value number ``position``."""
+    return int(np.searchsorted(offsets, position, side="right") - 1)
+
+
+def concat(batches: Sequence[SparseBatch]) -> SparseBatch:
+    """Stack batches row-wise; labels/weights are kept only if every batch has them."""
+    if not batches:
+        return SparseBatch.from_arrays([], [0], [])
+    if len(batches) == 1:
+        return batches[0]
+    starts = np.cumsum([0] + [b.nnz for b in batches[:-1]])
+    offsets = np.concatenate(
+        [np.zeros(1, np.int64)] + [b.offsets[1:] + s for b, s in zip(batches, starts)]
+    )
+    labels = (np.concatenate([b.labels for b in batches])  # type: ignore[misc]
+              if all(b.labels is not None for b in batches) else None)
+    weights = (np.concatenate([b.weights for b in batches])  # type: ignore[misc]
+               if all(b.weights is not None for b in batches) else None)
+    dims = [b.feature_dim for b in batches if b.feature_dim is not None]
+    return SparseBatch(
+        np.concatenate([b.indices for b in batches]),
+        offsets,
+        np.concatenate([b.values for b in batches]),
+        labels,
+        weights,
+        max(dims) if dims else None,
+    )
