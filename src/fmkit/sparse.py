@@ -111,11 +111,24 @@ class SparseBatch:
         return batch
 
     def to_csr(self, feature_dim: int | None = None) -> sp.csr_matrix:
-        """Return the rows as a float32 scipy CSR matrix of shape (N, feature_dim)."""
+        """Return the rows as a float32 scipy CSR matrix of shape (N, feature_dim).
+
+        The matrix shares this batch's arrays: copy it before changing it in place.
+        """
         width = feature_dim if feature_dim is not None else self.width
         return sp.csr_matrix(
             (self.values, self.indices, self.offsets), shape=(self.n_rows, width)
         )
+
+    def canonical(self) -> SparseBatch:
+        """Return the rows with duplicate keys summed and keys sorted (self if already so)."""
+        csr = self.to_csr()
+        if csr.has_canonical_format:
+            return self
+        csr = csr.copy()  # to_csr shares our arrays; sum_duplicates works in place
+        csr.sum_duplicates()
+        return SparseBatch.from_arrays(csr.indices, csr.indptr, csr.data, self.labels,
+                                       self.weights, self.feature_dim)
 
     def slice(self, start: int, stop: int) -> SparseBatch:
         """Return rows ``start:stop`` (views where possible)."""

@@ -12,7 +12,7 @@ def naive_fm(X: sp.spmatrix | np.ndarray, w0: float, w: np.ndarray, V: np.ndarra
     y = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j, over the row's stored entries
     (duplicate keys first summed, as in a matrix).
     """
-    X = sp.csr_matrix(X, dtype=np.float64)
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.sum_duplicates()
     w = np.asarray(w, np.float64)
     V = np.asarray(V, np.float64)
@@ -33,7 +33,7 @@ def naive_fm_grads(X, labels, w0, w, V, *, loss: str):
 
     loss: 'squared' (0.5 (y - t)^2) or 'logistic' (log loss of sigmoid(y)).
     """
-    X = sp.csr_matrix(X, dtype=np.float64)
+    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.sum_duplicates()
     y = naive_fm(X, w0, w, V)
     t = np.asarray(labels, np.float64)

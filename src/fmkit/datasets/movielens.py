@@ -1,0 +1,301 @@
+"""MovieLens 100K and 1M as FM rows, encoded as the SageMaker FM notebook does.
+
+Rows are one-hot ``[user | movie]``: for ml-100k the keys are ``user_id - 1`` and
+``943 + movie_id - 1`` (feature_dim 2625). With ``side_features`` the user's age bucket,
+gender and occupation and the movie's genres (multi-hot, scaled to sum 1) are appended
+after those keys. The label is the rating (``target='rating'``) or 1.0 when
+rating >= ``threshold`` (``target='binary'``).
+
+The data comes from a folder in the original layout (``u.data``, ``u.user``, ``u.item``,
+``ua.base``... for 100K; ``ratings.dat``, ``users.dat``, ``movies.dat`` with ``::`` for 1M),
+from the GroupLens zip, or is downloaded (checksum verified) when neither is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmkit.errors import DataError
+from fmkit.features.vocabulary import Field, Vocabulary
+from fmkit.sparse import SparseBatch
+
+logger = logging.getLogger(__name__)
+
+ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
+SPLITS_100K = ("ua", "ub", "u1", "u2", "u3", "u4", "u5")
+AGE_BUCKETS = ((0, 18, "<18"), (18, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"),
+               (45, 50, "45-49"), (50, 56, "50-55"), (56, 200, "56+"))
+
+
+@dataclass
+class MovieLensData:
+    """Encoded train and test rows plus the vocabulary that maps raw ids to keys."""
+
+    train: SparseBatch
+    test: SparseBatch
+    vocabulary: Vocabulary
+
+
+class _Source:
+    """Read files by name from a folder or a zip (members may sit in a sub-folder)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        self.members: dict[str, str] = {}
+        if path.is_file():
+            try:
+                self.zip = zipfile.ZipFile(path)
+            except zipfile.BadZipFile:
+                raise DataError(f"{path}: not a zip file and not a folder.") from None
+            self.members = {Path(n).name: n for n in self.zip.namelist()}
+
+    def has(self, name: str) -> bool:
+        return name in self.members if self.zip else (self.path / name).is_file()
+
+    def read(self, name: str) -> str:
+        if not self.has(name):
+            raise DataError(f"{self.path}: missing {name} (expected the original MovieLens layout).")
+        if self.zip:
+            raw = self.zip.read(self.members[name])
+        else:
+            raw = (self.path / name).read_bytes()
+        return raw.decode("latin-1")
+
+
+def download_ml100k(cache_dir: Path) -> Path:
+    """Download ml-100k.zip from GroupLens into ``cache_dir`` (md5 verified); return its path."""
+    target = cache_dir / "ml-100k.zip"
+    if target.is_file() and _md5(target.read_bytes()) == ML100K_MD5:
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s", ML100K_URL)
+    try:
+        with urllib.request.urlopen(ML100K_URL, timeout=60) as resp:  # noqa: S310 (fixed https URL)
+            data = resp.read()
+    except OSError as exc:
+        raise DataError(
+            f"cannot download MovieLens 100K from {ML100K_URL} ({exc}); pass --data-dir with a "
+            "local copy (folder or zip) or set FMKIT_DATA_DIR."
+        ) from None
+    if _md5(data) != ML100K_MD5:
+        raise DataError(f"downloaded {ML100K_URL} but its md5 {_md5(data)} is not {ML100K_MD5}.")
+    tmp = target.with_suffix(".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324 (GroupLens publishes md5)
+
+
+def _parse_ratings(text: str, sep: str, name: str) -> np.ndarray:
+    """Return int64 (N, 3): user, item, rating (timestamps dropped), in file order."""
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(sep)
+        try:
+            rows.append((int(parts[0]), int(parts[1]), int(float(parts[2]))))
+        except (IndexError, ValueError):
+            raise DataError(f"{name}, line {lineno}: expected user{sep}item{sep}rating; "
+                            f"got {line[:60]!r}.") from None
+    if not rows:
+        raise DataError(f"{name}: no ratings.")
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _age_bucket(age: int) -> str:
+    for lo, hi, label in AGE_BUCKETS:
+        if lo <= age < hi:
+            return label
+    return AGE_BUCKETS[-1][2]
+
+
+def load_movielens(
+    data_dir: str | os.PathLike[str],
+    *,
+    split: str = "ua",
+    target: str = "binary",
+    threshold: float = 4.0,
+    side_features: bool = False,
+    seed: int = 0,
+) -> MovieLensData:
+    """Load MovieLens (100K or 1M) and encode train/test rows.
+
+    Parameters
+    ----------
+    data_dir : path
+        A folder in the original layout or the GroupLens zip.
+    split : {'ua', 'ub', 'u1', ..., 'u5', 'random'}, default='ua'
+        The 100K split files; 'random' holds out 10% of ratings (seeded), the only split
+        of ml-1m.
+    target : {'binary', 'rating'}
+        Label: 1.0 if rating >= ``threshold`` else 0.0, or the rating itself.
+    side_features : bool
+        Append age bucket, gender, occupation and genres.
+    seed : int
+        Seed of the 'random' split.
+
+    Raises
+    ------
+    DataError
+        Missing files, an unknown split or target, or malformed lines (file and line named).
+    """
+    if target not in ("binary", "rating"):
+        raise DataError(f"target must be 'binary' or 'rating'; got {target!r}.")
+    src = _Source(Path(data_dir))
+    if src.has("u.data"):
+        return _load_100k(src, split, target, threshold, side_features, seed)
+    if src.has("ratings.dat"):
+        return _load_1m(src, split, target, threshold, side_features, seed)
+    raise DataError(f"{data_dir}: no MovieLens files found (expected u.data for ml-100k or "
+                    "ratings.dat for ml-1m).")
+
+
+def _random_split(ratings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    test = rng.random(ratings.shape[0]) < 0.1
+    return ratings[~test], ratings[test]
+
+
+def _load_100k(src: _Source, split: str, target: str, threshold: float, side: bool,
+               seed: int) -> MovieLensData:
+    if split == "random":
+        train, test = _random_split(_parse_ratings(src.read("u.data"), "\t", "u.data"), seed)
+    elif split in SPLITS_100K:
+        train = _parse_ratings(src.read(f"{split}.base"), "\t", f"{split}.base")
+        test = _parse_ratings(src.read(f"{split}.test"), "\t", f"{split}.test")
+    else:
+        raise DataError(f"split must be one of {', '.join(SPLITS_100K)} or 'random'; got {split!r}.")
+    users: dict[int, tuple[str, str, str]] = {}
+    if src.has("u.user"):
+        for line in src.read("u.user").splitlines():
+            p = line.split("|")
+            if len(p) >= 4:
+                users[int(p[0])] = (_age_bucket(int(p[1])), p[2], p[3])
+    items: dict[int, list[str]] = {}
+    genre_names: list[str] = []
+    if src.has("u.genre"):
+        pairs = [ln.split("|") for ln in src.read("u.genre").splitlines() if "|" in ln]
+        genre_names = [name for name, _ in sorted(pairs, key=lambda p: int(p[1]))]
+    if src.has("u.item"):
+        for line in src.read("u.item").splitlines():
+            p = line.split("|")
+            if len(p) >= 5 + len(genre_names) and genre_names:
+                flags = p[-len(genre_names):]
+                items[int(p[0])] = [g for g, f in zip(genre_names, flags) if f.strip() == "1"]
+            elif p and p[0].isdigit():
+                items[int(p[0])] = []
+    n_users = max(max(users, default=0), int(train[:, 0].max()), int(test[:, 0].max()))
+    n_items = max(max(items, default=0), int(train[:, 1].max()), int(test[:, 1].max()))
+    return _encode(train, test, n_users, n_items, users, items, genre_names, target, threshold,
+                   side)
+
+
+def _load_1m(src: _Source, split: str, target: str, threshold: float, side: bool,
+             seed: int) -> MovieLensData:
+    if split != "random":
+        raise DataError(f"ml-1m has no {split!r} split files; use --split random.")
+    ratings = _parse_ratings(src.read("ratings.dat"), "::", "ratings.dat")
+    train, test = _random_split(ratings, seed)
+    ages = {"1": "<18", "18": "18-24", "25": "25-34", "35": "35-44", "45": "45-49",
+            "50": "50-55", "56": "56+"}
+    users = {}
+    if src.has("users.dat"):
+        for line in src.read("users.dat").splitlines():
+            p = line.split("::")
+            if len(p) >= 4:
+                users[int(p[0])] = (ages.get(p[2], p[2]), p[1], p[3])
+    items = {}
+    genres: set[str] = set()
+    if src.has("movies.dat"):
+        for line in src.read("movies.dat").splitlines():
+            p = line.split("::")
+            if len(p) >= 3:
+                gs = [g for g in p[2].strip().split("|") if g]
+                items[int(p[0])] = gs
+                genres.update(gs)
+    n_users = max(max(users, default=0), int(ratings[:, 0].max()))
+    n_items = max(max(items, default=0), int(ratings[:, 1].max()))
+    return _encode(train, test, n_users, n_items, users, items, sorted(genres), target,
+                   threshold, side)
+
+
+def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
+            users: dict[int, tuple[str, str, str]], items: dict[int, list[str]],
+            genre_names: list[str], target: str, threshold: float,
+            side: bool) -> MovieLensData:
+    fields = [
+        Field("user", 0, n_users, "user", True, tuple(str(u) for u in range(1, n_users + 1))),
+        Field("item", n_users, n_items, "item", True,
+              tuple(str(i) for i in range(1, n_items + 1))),
+    ]
+    user_side: dict[str, list[tuple[int, float]]] = {}
+    item_side: dict[str, list[tuple[int, float]]] = {}
+    offset = n_users + n_items
+    if side:
+        for fname, pos in (("user_age", 0), ("user_gender", 1), ("user_occupation", 2)):
+            present = {u[pos] for u in users.values()}
+            order = [b[2] for b in AGE_BUCKETS] if fname == "user_age" else sorted(present)
+            labels = [v for v in order if v in present]
+            if not labels:
+                continue
+            index = {v: offset + i for i, v in enumerate(labels)}
+            fields.append(Field(fname, offset, len(labels), "user", True, tuple(labels)))
+            for uid, info in users.items():
+                user_side.setdefault(str(uid), []).append((index[info[pos]], 1.0))
+            offset += len(labels)
+        if genre_names:
+            index = {g: offset + i for i, g in enumerate(genre_names)}
+            fields.append(Field("item_genre", offset, len(genre_names), "item", False,
+                                tuple(genre_names)))
+            for iid, gs in items.items():
+                if gs:
+                    item_side[str(iid)] = [(index[g], 1.0 / len(gs)) for g in gs]
+            offset += len(genre_names)
+    counts = np.bincount(train[:, 1] - 1, minlength=n_items)
+    vocab = Vocabulary(offset, fields, "user", "item", user_side, item_side,
+                       [int(c) for c in counts])
+
+    def rows(r: np.ndarray) -> SparseBatch:
+        indices: list[int] = []
+        values: list[float] = []
+        offsets = [0]
+        for u, i, _ in r:
+            indices += [u - 1, n_users + i - 1]
+            values += [1.0, 1.0]
+            for a, b in user_side.get(str(u), ()):
+                indices.append(a)
+                values.append(b)
+            for a, b in item_side.get(str(i), ()):
+                indices.append(a)
+                values.append(b)
+            offsets.append(len(indices))
+        labels = (r[:, 2] >= threshold).astype(np.float32) if target == "binary" \
+            else r[:, 2].astype(np.float32)
+        return SparseBatch.from_arrays(indices, offsets, values, labels, feature_dim=offset)
+
+    return MovieLensData(rows(train), rows(test), vocab)
+
+
+def resolve_data_dir(data_dir: str | None, cache_dir: Path) -> Path:
+    """Return ``data_dir`` if given, else a downloaded (cached) ml-100k zip."""
+    if data_dir:
+        p = Path(data_dir)
+        if not p.exists():
+            raise DataError(f"--data-dir {p} does not exist.")
+        return p
+    return download_ml100k(cache_dir)
+

@@ -1,0 +1,108 @@
+"""Batches for the trainer: in-memory or streamed SparseBatch rows -> device tensors.
+
+A source is either a :class:`~fmkit.sparse.SparseBatch` held in memory (shuffled per epoch
+when asked) or any object with ``iter_batches(batch_size)`` yielding SparseBatch chunks
+(a streamed channel; shuffling then happens within a window of chunks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from fmkit.model.fm import DeviceBatch
+from fmkit.sparse import SparseBatch, concat
+
+
+class BatchSource(Protocol):
+    """A re-iterable stream of rows (one full pass per call)."""
+
+    def iter_batches(self, batch_size: int) -> Iterator[SparseBatch]: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map 'auto' | 'cpu' | 'cuda' to a torch device; 'cuda' without CUDA is an error."""
+    from fmkit.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device is 'cuda' but no CUDA device is available; use "
+                          "device='cpu' or 'auto'.")
+    return torch.device(name)
+
+
+def to_device(batch: SparseBatch, device: torch.device) -> DeviceBatch:
+    """Copy a SparseBatch to ``device`` and add the per-entry row numbers.
+
+    Duplicate keys within a row are summed first, so that x_i is the row's value of
+    feature i, as in a matrix.
+    """
+    batch = batch.canonical()
+    lengths = np.diff(batch.offsets)
+    rows = np.repeat(np.arange(batch.n_rows, dtype=np.int64), lengths)
+    non_blocking = device.type == "cuda"
+
+    def put(a: np.ndarray | None) -> torch.Tensor | None:
+        if a is None:
+            return None
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        if non_blocking:
+            t = t.pin_memory()
+        return t.to(device, non_blocking=non_blocking)
+
+    return DeviceBatch(
+        indices=put(batch.indices),  # type: ignore[arg-type]
+        rows=put(rows),  # type: ignore[arg-type]
+        values=put(batch.values),  # type: ignore[arg-type]
+        n_rows=batch.n_rows,
+        labels=put(batch.labels),
+        weights=put(batch.weights),
+    )
+
+
+def epoch_batches(
+    source: SparseBatch | BatchSource,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    rng: np.random.Generator,
+    shuffle_window: int = 64,
+) -> Iterator[SparseBatch]:
+    """Yield one epoch of mini-batches of ``batch_size`` rows (the last may be shorter).
+
+    In-memory data is permuted as a whole when ``shuffle``; streamed data is shuffled
+    within windows of ``shuffle_window`` batches, keeping memory bounded.
+    """
+    if isinstance(source, SparseBatch):
+        data = source.take(rng.permutation(source.n_rows)) if shuffle else source
+        for start in range(0, data.n_rows, batch_size):
+            yield data.slice(start, start + batch_size)
+        return
+    if not shuffle:
+        yield from source.iter_batches(batch_size)
+        return
+    window: list[SparseBatch] = []
+    for chunk in source.iter_batches(batch_size):
+        window.append(chunk)
+        if len(window) == shuffle_window:
+            yield from _shuffled(window, batch_size, rng)
+            window = []
+    if window:
+        yield from _shuffled(window, batch_size, rng)
+
+
+def _shuffled(window: list[SparseBatch], batch_size: int, rng: np.random.Generator
+              ) -> Iterator[SparseBatch]:
+    data = concat(window)
+    data = data.take(rng.permutation(data.n_rows))
+    for start in range(0, data.n_rows, batch_size):
+        yield data.slice(start, start + batch_size)
+
+
+def count_rows(source: Any) -> int | None:
+    """Return the number of rows of an in-memory source, None for a stream."""
+    return source.n_rows if isinstance(source, SparseBatch) else getattr(source, "n_rows", None)

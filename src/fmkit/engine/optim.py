@@ -1,0 +1,133 @@
+"""Row-sparse optimisers with SageMaker's per-group learning rates and weight decay.
+
+Each parameter group (``bias`` w0, ``linear`` w, ``factors`` V) has its own lr and wd. A
+step receives the rows a batch touched and their summed gradients; rows not in the batch
+get no update and no decay (lazy updates, as MXNet's row-sparse Adam with lazy_update).
+The update follows MXNet's Adam:
+
+    g = clip(rescale_grad * g, -c, c) + wd * p
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+    p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+
+with t the number of steps taken. ``adagrad`` (acc += g^2; p -= lr g / (sqrt(acc) + eps))
+and plain ``sgd`` share the same row-sparse plumbing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from fmkit.config import FMConfig
+
+BETA1 = 0.9
+BETA2 = 0.999
+
+
+def sum_by_key(
+    indices: torch.Tensor, *grads: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Sum per-entry gradients over equal keys.
+
+    Parameters
+    ----------
+    indices : int64 (Z,)
+        Key of every entry.
+    grads : tensors of shape (Z,) or (Z, K)
+
+    Returns
+    -------
+    keys : int64 (U,), the distinct keys, ascending
+    sums : one tensor per input, (U,) or (U, K)
+    """
+    keys, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    sums = []
+    for g in grads:
+        out = torch.zeros((keys.shape[0],) + tuple(g.shape[1:]), dtype=g.dtype, device=g.device)
+        out.index_add_(0, inverse, g)
+        sums.append(out)
+    return keys, sums
+
+
+@dataclass
+class GroupSettings:
+    lr: float
+    wd: float
+
+
+class RowSparseOptimizer:
+    """Adam, Adagrad or SGD over dense tensors, updating only the given rows.
+
+    Parameters
+    ----------
+    params : dict of str to tensor
+        ``{"bias": w0 (1,), "linear": w (F,), "factors": V (F, K)}``; updated in place.
+    config : FMConfig
+        Supplies optimizer, ``*_lr``, ``*_wd``, ``eps``, ``clip_gradient``.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], config: FMConfig) -> None:
+        self.params = params
+        self.kind = config.optimizer
+        self.eps = 1e-8 if config.eps is None else float(config.eps)
+        self.clip = None if config.clip_gradient is None else abs(float(config.clip_gradient))
+        self.groups = {
+            g: GroupSettings(float(getattr(config, f"{g}_lr")), float(getattr(config, f"{g}_wd")))
+            for g in params
+        }
+        self.t = 0
+        self.state: dict[str, tuple[torch.Tensor, ...]] = {}
+        for g, p in params.items():
+            if self.kind == "adam":
+                self.state[g] = (torch.zeros_like(p), torch.zeros_like(p))
+            elif self.kind == "adagrad":
+                self.state[g] = (torch.zeros_like(p),)
+            else:
+                self.state[g] = ()
+
+    def begin_step(self) -> None:
+        """Advance the step counter used for Adam's bias correction (once per batch)."""
+        self.t += 1
+
+    def update(self, group: str, rows: torch.Tensor | None, grad: torch.Tensor) -> None:
+        """Apply one step to ``rows`` of ``group`` (all rows when None) with summed ``grad``.
+
+        ``grad`` must already carry the rescale (mean over the batch).
+        """
+        settings = self.groups[group]
+        if settings.lr == 0.0:
+            return
+        p_all = self.params[group]
+        p = p_all if rows is None else p_all.index_select(0, rows)
+        g = grad
+        if self.clip is not None:
+            g = g.clamp(-self.clip, self.clip)
+        if settings.wd:
+            g = g.add(p, alpha=settings.wd)
+        if self.kind == "adam":
+            m_all, v_all = self.state[group]
+            m = m_all if rows is None else m_all.index_select(0, rows)
+            v = v_all if rows is None else v_all.index_select(0, rows)
+            m.mul_(BETA1).add_(g, alpha=1 - BETA1)
+            v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
+            lr = settings.lr * math.sqrt(1 - BETA2**self.t) / (1 - BETA1**self.t)
+            p.addcdiv_(m, v.sqrt().add_(self.eps), value=-lr)
+            if rows is not None:
+                m_all.index_copy_(0, rows, m)
+                v_all.index_copy_(0, rows, v)
+        elif self.kind == "adagrad":
+            (acc_all,) = self.state[group]
+            acc = acc_all if rows is None else acc_all.index_select(0, rows)
+            acc.addcmul_(g, g)
+            p.addcdiv_(g, acc.sqrt().add_(self.eps), value=-settings.lr)
+            if rows is not None:
+                acc_all.index_copy_(0, rows, acc)
+        else:
+            p.add_(g, alpha=-settings.lr)
+        if rows is not None:
+            p_all.index_copy_(0, rows, p)
+
+    def state_tensors(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        return self.state

@@ -1,0 +1,63 @@
+"""How a training step is shared between processes: the Strategy protocol.
+
+The trainer computes per-entry gradients of its own rows and hands them to the strategy,
+which returns the summed gradient of every key touched anywhere in the global batch. A
+single process (:class:`LocalStrategy`) just sums by key; ``fmkit.distributed`` provides
+a strategy that exchanges row-sparse gradients between processes, so that every process
+applies the same update (synchronous data parallelism).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from fmkit.engine.optim import sum_by_key
+
+
+class Strategy(Protocol):
+    """What the trainer needs from a (possibly multi-process) execution strategy."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def is_main(self) -> bool: ...
+
+    def reduce_gradients(
+        self, indices: torch.Tensor, gw: torch.Tensor, gV: torch.Tensor, gw0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(keys (U,), gw (U,), gV (U, K), gw0 (1,))`` summed over the global batch."""
+        ...
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Return the element-wise sum of ``tensor`` over processes."""
+        ...
+
+    def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Make every process hold rank 0's ``tensor`` (in place) and return it."""
+        ...
+
+
+class LocalStrategy:
+    """One process: gradients are summed by key, nothing is exchanged."""
+
+    rank = 0
+    world_size = 1
+
+    @property
+    def is_main(self) -> bool:
+        return True
+
+    def reduce_gradients(
+        self, indices: torch.Tensor, gw: torch.Tensor, gV: torch.Tensor, gw0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        keys, (sw, sV) = sum_by_key(indices, gw, gV)
+        return keys, sw, sV, gw0
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor

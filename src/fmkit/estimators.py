@@ -1,0 +1,270 @@
+"""FMClassifier and FMRegressor: the scikit-learn-style facade over the trainer.
+
+Every hyperparameter of :mod:`fmkit.config` is a keyword argument (``num_factors``,
+``factors_lr``, ...); ``random_state`` is an alias of ``seed`` and ``defaults`` picks the
+default set ('fmkit' or 'sagemaker') for what is left unset. The constructor only stores;
+``fit`` validates. X may be scipy.sparse or a dense array.
+
+>>> import numpy as np
+>>> from fmkit import FMRegressor
+>>> X = np.eye(4, dtype=np.float32); y = np.arange(4, dtype=np.float32)
+>>> model = FMRegressor(num_factors=2, epochs=200, mini_batch_size=4, linear_lr=0.05,
+...                     bias_lr=0.05, linear_wd=0.0).fit(X, y)
+>>> np.round(model.predict(X), 1).tolist()
+[0.0, 1.0, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import numpy as np
+
+from fmkit.config import HYPERPARAMETERS, FMConfig
+from fmkit.errors import DataError, NotFittedError
+from fmkit.sparse import SparseBatch
+
+try:  # scikit-learn is optional: with it, the estimators get its mixins and tags
+    from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import ClassifierMixin as _ClassifierMixin
+    from sklearn.base import RegressorMixin as _RegressorMixin
+except ImportError:  # pragma: no cover - exercised without scikit-learn
+    _Base = object  # type: ignore[assignment,misc]
+    _ClassifierMixin = _RegressorMixin = object  # type: ignore[assignment,misc]
+
+# constructor arguments besides the hyperparameters
+_EXTRA = ("defaults", "random_state")
+_SKIPPED = ("predictor_type", "seed")  # fixed by the class / aliased by random_state
+
+
+def _as_batch(X: Any, y: Any = None, sample_weight: Any = None) -> SparseBatch:
+    if isinstance(X, SparseBatch):
+        batch = X
+        if y is not None:
+            batch = batch.with_labels(y)
+    else:
+        batch = SparseBatch.from_matrix(X, labels=None if y is None else np.asarray(y))
+    if sample_weight is not None:
+        batch = batch.with_weights(sample_weight)
+    return batch
+
+
+class _FMBase(_Base):  # type: ignore[misc,valid-type]
+    _predictor_type = "regressor"
+
+    def __init__(self, *, defaults: str = "fmkit", random_state: int | None = None,
+                 **hyperparameters: Any) -> None:
+        unknown = [k for k in hyperparameters if k not in HYPERPARAMETERS or k in _SKIPPED]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument "
+                            f"{unknown[0]!r}")
+        self.defaults = defaults
+        self.random_state = random_state
+        for name in HYPERPARAMETERS:
+            if name not in _SKIPPED:
+                setattr(self, name, hyperparameters.get(name))
+
+    # scikit-learn protocol --------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        params = {name: getattr(self, name) for name in HYPERPARAMETERS if name not in _SKIPPED}
+        params["defaults"] = self.defaults
+        params["random_state"] = self.random_state
+        return params
+
+    def set_params(self, **params: Any) -> _FMBase:
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        set_ = {k: v for k, v in self.get_params().items() if v is not None and k != "defaults"}
+        inner = ", ".join(f"{k}={v!r}" for k, v in set_.items())
+        return f"{type(self).__name__}({inner})"
+
+    def _config(self, feature_dim: int) -> FMConfig:
+        values = {k: v for k, v in self.get_params().items() if k not in _EXTRA and v is not None}
+        values["predictor_type"] = self._predictor_type
+        values.setdefault("feature_dim", feature_dim)
+        if self.random_state is not None:
+            values["seed"] = int(self.random_state)
+        return FMConfig.from_values(values, defaults=self.defaults)  # type: ignore[arg-type]
+
+    def fit(self, X: Any, y: Any, *, sample_weight: Any = None,
+            eval_set: tuple[Any, Any] | None = None, callbacks: Any = None,
+            vocabulary: Any = None, init_model: str | os.PathLike[str] | None = None) -> Any:
+        """Train on X (N, F) and labels y (N,); return self.
+
+        ``eval_set=(X_val, y_val)`` is scored after every epoch (``history_`` holds it under
+        ``validation:<metric>``) and drives early stopping when early_stopping_patience > 0.
+        """
+        from fmkit.engine.trainer import fit as train_fit
+
+        batch = self._check_input(X, y, sample_weight)
+        config = self._config(batch.width)
+        validation = None
+        if eval_set is not None:
+            Xv, yv = eval_set
+            validation = _as_batch(Xv, yv).with_feature_dim(config.feature_dim)
+        init = None
+        if init_model is not None:
+            from fmkit.artifact import load
+
+            init = load(init_model)
+        result = train_fit(config, batch.with_feature_dim(config.feature_dim),
+                           validation=validation, callbacks=callbacks, vocabulary=vocabulary,
+                           init=init)
+        self.artifact_ = result.artifact
+        self.history_ = result.history
+        self.metrics_ = result.metrics
+        self.best_epoch_ = result.best_epoch
+        self.n_features_in_ = config.feature_dim
+        self.config_ = config
+        self._predictor = None
+        return self
+
+    def _check_input(self, X: Any, y: Any, sample_weight: Any) -> SparseBatch:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
+        y = np.asarray(y)
+        if y.ndim != 1:
+            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+            if y.ndim != 1:
+                raise ValueError(f"y must be 1-D; got shape {y.shape}.")
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y must be numeric; got dtype {y.dtype}. Unknown label type.")
+        batch = _as_batch(X, y.astype(np.float32), sample_weight)
+        if batch.n_rows == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        if batch.width == 0:
+            raise ValueError("Found array with 0 feature(s) while a minimum of 1 is required.")
+        if batch.nnz and not np.all(np.isfinite(batch.values)):
+            raise ValueError("Input X contains NaN or infinity.")
+        return batch
+
+    def _get_predictor(self) -> Any:
+        if not hasattr(self, "artifact_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+        if getattr(self, "_predictor", None) is None:
+            from fmkit.inference.predictor import Predictor
+
+            self._predictor = Predictor(self.artifact_)
+        return self._predictor
+
+    def _scores(self, X: Any) -> np.ndarray:
+        predictor = self._get_predictor()
+        batch = _as_batch(X)
+        if batch.nnz and not np.all(np.isfinite(batch.values)):
+            raise ValueError("Input X contains NaN or infinity.")
+        if batch.width != self.n_features_in_ and batch.feature_dim is not None:
+            raise ValueError(
+                f"X has {batch.width} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return predictor.predict_scores(batch.with_feature_dim(self.n_features_in_))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to the folder ``path`` (data only; loadable without torch)."""
+        from fmkit.artifact import save
+
+        self._get_predictor()
+        save(self.artifact_, path)
+
+
+# scikit-learn reads constructor parameters from the signature: spell them all out
+_FMBase.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
+       for n in HYPERPARAMETERS if n not in _SKIPPED]
+    + [inspect.Parameter("defaults", inspect.Parameter.KEYWORD_ONLY, default="fmkit"),
+       inspect.Parameter("random_state", inspect.Parameter.KEYWORD_ONLY, default=None)]
+)
+
+
+class FMRegressor(_RegressorMixin, _FMBase):  # type: ignore[misc,valid-type]
+    """Factorization machine regressor (squared loss); see the module docstring."""
+
+    _predictor_type = "regressor"
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Return predictions (N,) float32."""
+        return self._scores(X)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Return R^2 of the predictions."""
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(y, self.predict(X), sample_weight=sample_weight))
+
+
+class FMClassifier(_ClassifierMixin, _FMBase):  # type: ignore[misc,valid-type]
+    """Factorization machine binary classifier (logistic loss); labels may be any 2 values."""
+
+    _predictor_type = "binary_classifier"
+
+    def fit(self, X: Any, y: Any, **kw: Any) -> FMClassifier:  # type: ignore[override]
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        classes = np.unique(y)
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if classes.shape[0] > 2:
+            raise ValueError(f"FMClassifier is binary; y has {classes.shape[0]} classes. "
+                             "Unknown label type: multiclass is not supported.")
+        if classes.shape[0] < 2:
+            raise ValueError("FMClassifier needs samples of 2 classes in y; got 1 class.")
+        self.classes_ = classes
+        eval_set = kw.pop("eval_set", None)
+        if eval_set is not None:
+            eval_set = (eval_set[0], (np.asarray(eval_set[1]) == classes[1]).astype(np.float32))
+        return super().fit(X, (y == classes[1]).astype(np.float32), eval_set=eval_set, **kw)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Return (N, 2) probabilities of ``classes_[0]`` and ``classes_[1]``."""
+        p = self._scores(X).astype(np.float64)
+        return np.column_stack([1 - p, p])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        p = np.clip(self._scores(X).astype(np.float64), 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Return the predicted class of every row (threshold 0.5)."""
+        self._get_predictor()
+        return self.classes_[(self._scores(X) >= 0.5).astype(int)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Return the mean accuracy."""
+        hit = (self.predict(X) == np.asarray(y)).astype(np.float64)
+        return float(np.average(hit, weights=sample_weight))
+
+
+def load_model(path: str | os.PathLike[str]) -> FMClassifier | FMRegressor:
+    """Load a saved model (fmkit folder or SageMaker model.tar.gz) as a fitted estimator."""
+    from fmkit.artifact import load
+
+    artifact = load(path)
+    hp = dict(artifact.metadata.get("hyperparameters") or {})
+    cls = FMClassifier if artifact.predictor_type == "binary_classifier" else FMRegressor
+    kwargs = {k: v for k, v in hp.items() if k in HYPERPARAMETERS and k not in _SKIPPED}
+    try:
+        est = cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise DataError(f"{path}: cannot rebuild estimator: {exc}") from None
+    est.artifact_ = artifact
+    est.history_ = artifact.metadata.get("history", [])
+    est.metrics_ = artifact.metadata.get("metrics", {})
+    est.n_features_in_ = artifact.feature_dim
+    est._predictor = None
+    if cls is FMClassifier:
+        est.classes_ = np.asarray([0.0, 1.0])
+    return est
