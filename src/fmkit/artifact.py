@@ -134,6 +134,7 @@ def save(artifact: Artifact, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
     try:
         np.savez(
             tmp / WEIGHTS,

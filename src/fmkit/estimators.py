@@ -18,21 +18,30 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 
 from fmkit.config import HYPERPARAMETERS, FMConfig
-from fmkit.errors import DataError, NotFittedError
+from fmkit.errors import DataError, FMWarning, NotFittedError
 from fmkit.sparse import SparseBatch
 
 try:  # scikit-learn is optional: with it, the estimators get its mixins and tags
     from sklearn.base import BaseEstimator as _Base
     from sklearn.base import ClassifierMixin as _ClassifierMixin
     from sklearn.base import RegressorMixin as _RegressorMixin
+    from sklearn.exceptions import DataConversionWarning as _ColumnWarning
+    from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+
+    class EstimatorNotFittedError(NotFittedError, _SklearnNotFitted):
+        """Raised by predict before fit; also scikit-learn's NotFittedError."""
+
 except ImportError:  # pragma: no cover - exercised without scikit-learn
     _Base = object  # type: ignore[assignment,misc]
     _ClassifierMixin = _RegressorMixin = object  # type: ignore[assignment,misc]
+    EstimatorNotFittedError = NotFittedError  # type: ignore[misc]
+    _ColumnWarning = FMWarning  # type: ignore[misc,assignment]
 
 # constructor arguments besides the hyperparameters
 _EXTRA = ("defaults", "random_state")
@@ -86,6 +95,11 @@ class _FMBase(_Base):  # type: ignore[misc,valid-type]
         inner = ", ".join(f"{k}={v!r}" for k, v in set_.items())
         return f"{type(self).__name__}({inner})"
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.sparse = True
+        return tags
+
     def _config(self, feature_dim: int) -> FMConfig:
         values = {k: v for k, v in self.get_params().items() if k not in _EXTRA and v is not None}
         values["predictor_type"] = self._predictor_type
@@ -124,7 +138,9 @@ class _FMBase(_Base):  # type: ignore[misc,valid-type]
         self.best_epoch_ = result.best_epoch
         self.n_features_in_ = config.feature_dim
         self.config_ = config
-        self._predictor = None
+        from fmkit.inference.predictor import Predictor
+
+        self.predictor_ = Predictor(result.artifact)
         return self
 
     def _check_input(self, X: Any, y: Any, sample_weight: Any) -> SparseBatch:
@@ -132,32 +148,36 @@ class _FMBase(_Base):  # type: ignore[misc,valid-type]
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
         y = np.asarray(y)
+        data = X.data if hasattr(X, "data") and not isinstance(X, np.ndarray) else X
+        if np.iscomplexobj(y) or np.iscomplexobj(data):
+            raise ValueError("Complex data not supported.")
         if y.ndim != 1:
-            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+            if y.ndim == 2 and y.shape[1] == 1:
+                warnings.warn("A column-vector y was passed when a 1d array was expected; "
+                              "using y.ravel().", _ColumnWarning, stacklevel=3)
+                y = y.ravel()
             if y.ndim != 1:
                 raise ValueError(f"y must be 1-D; got shape {y.shape}.")
         if y.dtype.kind not in "biuf":
             raise ValueError(f"y must be numeric; got dtype {y.dtype}. Unknown label type.")
         batch = _as_batch(X, y.astype(np.float32), sample_weight)
         if batch.n_rows == 0:
-            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+            raise ValueError(f"Found array with 0 sample(s) (shape=(0, {batch.width})) while a "
+                             "minimum of 1 is required.")
         if batch.width == 0:
-            raise ValueError("Found array with 0 feature(s) while a minimum of 1 is required.")
+            raise ValueError(f"Found array with 0 feature(s) (shape=({batch.n_rows}, 0)) while a "
+                             "minimum of 1 is required.")
         if batch.nnz and not np.all(np.isfinite(batch.values)):
             raise ValueError("Input X contains NaN or infinity.")
         return batch
 
     def _get_predictor(self) -> Any:
         if not hasattr(self, "artifact_"):
-            raise NotFittedError(
+            raise EstimatorNotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
-        if getattr(self, "_predictor", None) is None:
-            from fmkit.inference.predictor import Predictor
-
-            self._predictor = Predictor(self.artifact_)
-        return self._predictor
+        return self.predictor_
 
     def _scores(self, X: Any) -> np.ndarray:
         predictor = self._get_predictor()
@@ -211,15 +231,22 @@ class FMClassifier(_ClassifierMixin, _FMBase):  # type: ignore[misc,valid-type]
     _predictor_type = "binary_classifier"
 
     def fit(self, X: Any, y: Any, **kw: Any) -> FMClassifier:  # type: ignore[override]
+        if y is None:
+            raise ValueError("FMClassifier requires y to be passed, but the target y is None")
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; "
+                          "using y.ravel().", _ColumnWarning, stacklevel=2)
             y = y.ravel()
-        classes = np.unique(y)
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
+        if y.dtype.kind == "f" and np.any(y != np.round(y)):
+            raise ValueError("Unknown label type: continuous. FMClassifier needs two classes; "
+                             "use FMRegressor for a continuous target.")
+        classes = np.unique(y)
         if classes.shape[0] > 2:
-            raise ValueError(f"FMClassifier is binary; y has {classes.shape[0]} classes. "
-                             "Unknown label type: multiclass is not supported.")
+            raise ValueError("Only binary classification is supported. The type of the target "
+                             f"is multiclass ({classes.shape[0]} classes).")
         if classes.shape[0] < 2:
             raise ValueError("FMClassifier needs samples of 2 classes in y; got 1 class.")
         self.classes_ = classes
@@ -227,6 +254,11 @@ class FMClassifier(_ClassifierMixin, _FMBase):  # type: ignore[misc,valid-type]
         if eval_set is not None:
             eval_set = (eval_set[0], (np.asarray(eval_set[1]) == classes[1]).astype(np.float32))
         return super().fit(X, (y == classes[1]).astype(np.float32), eval_set=eval_set, **kw)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Return (N, 2) probabilities of ``classes_[0]`` and ``classes_[1]``."""
@@ -264,7 +296,9 @@ def load_model(path: str | os.PathLike[str]) -> FMClassifier | FMRegressor:
     est.history_ = artifact.metadata.get("history", [])
     est.metrics_ = artifact.metadata.get("metrics", {})
     est.n_features_in_ = artifact.feature_dim
-    est._predictor = None
+    from fmkit.inference.predictor import Predictor
+
+    est.predictor_ = Predictor(artifact)
     if cls is FMClassifier:
         est.classes_ = np.asarray([0.0, 1.0])
     return est

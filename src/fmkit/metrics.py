@@ -41,18 +41,24 @@ def _weights(weights: Array | None, n: int) -> npt.NDArray[np.float64]:
     return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
+def _average(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
+    """Weighted mean; NaN when there is nothing to average (no rows or all weights 0)."""
+    total = float(weights.sum())
+    return float(np.dot(values, weights) / total) if total > 0 else float("nan")
+
+
 def rmse(labels: Array, scores: Array, weights: Array | None = None) -> float:
     return float(np.sqrt(mse(labels, scores, weights)))
 
 
 def mse(labels: Array, scores: Array, weights: Array | None = None) -> float:
     d = np.asarray(scores, np.float64) - np.asarray(labels, np.float64)
-    return float(np.average(d * d, weights=_weights(weights, d.shape[0])))
+    return _average(d * d, _weights(weights, d.shape[0]))
 
 
 def absolute_loss(labels: Array, scores: Array, weights: Array | None = None) -> float:
     d = np.abs(np.asarray(scores, np.float64) - np.asarray(labels, np.float64))
-    return float(np.average(d, weights=_weights(weights, d.shape[0])))
+    return _average(d, _weights(weights, d.shape[0]))
 
 
 def binary_classification_accuracy(
@@ -60,7 +66,7 @@ def binary_classification_accuracy(
 ) -> float:
     pred = np.asarray(scores) >= 0.5
     hit = (pred == (np.asarray(labels) >= 0.5)).astype(np.float64)
-    return float(np.average(hit, weights=_weights(weights, hit.shape[0])))
+    return _average(hit, _weights(weights, hit.shape[0]))
 
 
 def binary_f_beta(
@@ -83,7 +89,7 @@ def binary_classification_cross_entropy(
     p = np.clip(np.asarray(scores, np.float64), 1e-12, 1 - 1e-12)
     t = np.asarray(labels, np.float64)
     loss = -(t * np.log(p) + (1 - t) * np.log1p(-p))
-    return float(np.average(loss, weights=_weights(weights, loss.shape[0])))
+    return _average(loss, _weights(weights, loss.shape[0]))
 
 
 def auc(labels: Array, scores: Array, weights: Array | None = None) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from fmkit.errors import DataError
+from fmkit.errors import DataError, DataTypeError
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -94,7 +94,15 @@ class SparseBatch:
         else:
             arr = np.asarray(X)
             if arr.ndim != 2:
-                raise DataError(f"X must be 2-D (rows x features); got shape {arr.shape}.")
+                raise DataError(f"X must be 2-D (rows x features); got shape {arr.shape}. "
+                                "Reshape your data: X.reshape(1, -1) for a single row.")
+            if arr.dtype.kind == "O":
+                try:
+                    arr = arr.astype(np.float64)
+                except TypeError as exc:
+                    raise DataTypeError(f"X must be numeric; {exc}.") from None
+                except ValueError as exc:
+                    raise DataError(f"X must be numeric; {exc}.") from None
             if arr.dtype.kind not in "biuf":
                 raise DataError(f"X must be numeric; got dtype {arr.dtype}.")
             csr = sp.csr_matrix(arr.astype(np.float32, copy=False))
@@ -248,6 +256,9 @@ class SparseBatch:
                 row = int(np.argmax(bad))
                 raise DataError(f"{source}, row {row}: sample weight {self.weights[row]} must "
                                 "be finite and >= 0.")
+            if n and not self.weights.sum() > 0:
+                raise DataError(f"{source}: sample weights are all zero; at least one must be "
+                                "positive.")
 
 
 def _row_of(offsets: IntArray, position: int) -> int:

@@ -37,17 +37,37 @@ for _name in _MODULES:
     _module.register(app)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever sys.stderr is at the time of the record (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
+def _configure_logging(level: int) -> None:
+    log = logging.getLogger("fmkit")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+    log.setLevel(level)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn fmkit's errors into one line on stderr and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FMKIT_DEBUG") == "1"
     if "--debug" in args:
         args.remove("--debug")
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(logging.DEBUG if debug else logging.INFO)
     try:
         app(args=args, prog_name="fmkit", standalone_mode=False)
     except FMError as exc:

@@ -27,7 +27,7 @@ BETA2 = 0.999
 
 
 def sum_by_key(
-    indices: torch.Tensor, *grads: torch.Tensor
+    indices: torch.Tensor, *grads: torch.Tensor, positions: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Sum per-entry gradients over equal keys.
 
@@ -37,12 +37,25 @@ def sum_by_key(
         Key of every entry.
     grads : tensors of shape (Z,) or (Z, K)
 
+    positions : int64 (F,), optional
+        Scratch space of one slot per feature key. With it, keys are found in O(Z) by
+        scattering entry numbers (no sort) and come out in first-seen order; without it,
+        by ``torch.unique`` (ascending).
+
     Returns
     -------
-    keys : int64 (U,), the distinct keys, ascending
+    keys : int64 (U,), the distinct keys
     sums : one tensor per input, (U,) or (U, K)
     """
-    keys, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    if positions is None:
+        keys, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    else:
+        entry = torch.arange(indices.shape[0], device=indices.device)
+        positions.index_put_((indices,), entry)  # one winner per key, whichever it is
+        winner = positions.index_select(0, indices)  # same value for all entries of a key
+        first = winner == entry
+        keys = indices[first]
+        inverse = (torch.cumsum(first, 0) - 1).index_select(0, winner)
     sums = []
     for g in grads:
         out = torch.zeros((keys.shape[0],) + tuple(g.shape[1:]), dtype=g.dtype, device=g.device)

@@ -25,6 +25,10 @@ class Strategy(Protocol):
     @property
     def is_main(self) -> bool: ...
 
+    def setup(self, feature_dim: int, device: torch.device) -> None:
+        """Prepare for a model of ``feature_dim`` keys on ``device`` (called once)."""
+        ...
+
     def reduce_gradients(
         self, indices: torch.Tensor, gw: torch.Tensor, gV: torch.Tensor, gw0: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -40,11 +44,18 @@ class Strategy(Protocol):
         ...
 
 
+# keys are found with a per-key scratch array (O(Z), no sort) up to this many features
+SCRATCH_MAX_FEATURES = 50_000_000
+
+
 class LocalStrategy:
     """One process: gradients are summed by key, nothing is exchanged."""
 
     rank = 0
     world_size = 1
+
+    def __init__(self) -> None:
+        self._positions: torch.Tensor | None = None
 
     @property
     def is_main(self) -> bool:
@@ -53,8 +64,12 @@ class LocalStrategy:
     def reduce_gradients(
         self, indices: torch.Tensor, gw: torch.Tensor, gV: torch.Tensor, gw0: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        keys, (sw, sV) = sum_by_key(indices, gw, gV)
+        keys, (sw, sV) = sum_by_key(indices, gw, gV, positions=self._positions)
         return keys, sw, sV, gw0
+
+    def setup(self, feature_dim: int, device: torch.device) -> None:
+        if feature_dim <= SCRATCH_MAX_FEATURES:
+            self._positions = torch.zeros(feature_dim, dtype=torch.int64, device=device)
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor

@@ -119,6 +119,7 @@ class Trainer:
         self.feature_dim = feature_dim
         self.strategy = strategy or LocalStrategy()
         self.device = resolve_device(config.device)
+        self.strategy.setup(feature_dim, self.device)
         gen = torch.Generator().manual_seed(config.seed)
         K = config.num_factors
         if init is not None:

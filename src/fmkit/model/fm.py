@@ -34,6 +34,21 @@ class DeviceBatch:
     n_rows: int
     labels: torch.Tensor | None = None  # (B,) float32
     weights: torch.Tensor | None = None  # (B,) float32
+    row_length: int | None = None  # L when every row has L entries (Z = B * L), else None
+
+    def row_sum(self, per_entry: torch.Tensor) -> torch.Tensor:
+        """Sum per-entry values (Z, ...) into rows (B, ...)."""
+        if self.row_length is not None:
+            return per_entry.reshape((self.n_rows, self.row_length) + per_entry.shape[1:]).sum(1)
+        out = torch.zeros((self.n_rows,) + per_entry.shape[1:], dtype=per_entry.dtype,
+                          device=per_entry.device)
+        return out.index_add_(0, self.rows, per_entry)
+
+    def per_entry(self, per_row: torch.Tensor) -> torch.Tensor:
+        """Repeat per-row values (B, ...) for each of the row's entries (Z, ...)."""
+        if self.row_length is not None:
+            return per_row.repeat_interleave(self.row_length, dim=0)
+        return per_row.index_select(0, self.rows)
 
 
 class FactorizationMachine:
@@ -79,15 +94,13 @@ class FactorizationMachine:
         """Return ``(y, xv, s)``: logits (B,), per-entry x_i V_i (Z, K), row sums s (B, K)."""
         x = batch.values
         xv = self.V.index_select(0, batch.indices) * x.unsqueeze(1)  # (Z, K)
-        s = torch.zeros(batch.n_rows, self.num_factors, dtype=xv.dtype, device=xv.device)
-        s.index_add_(0, batch.rows, xv)  # (B, K)
+        s = batch.row_sum(xv)  # (B, K)
         per_entry = (xv * xv).sum(1)  # (Z,)
         if self.use_linear:
             per_entry = per_entry.mul(-0.5).add_(self.w.index_select(0, batch.indices) * x)
         else:
             per_entry = per_entry.mul(-0.5)
-        y = torch.zeros(batch.n_rows, dtype=xv.dtype, device=xv.device)
-        y.index_add_(0, batch.rows, per_entry)
+        y = batch.row_sum(per_entry)
         y.add_(0.5 * (s * s).sum(1))
         if self.use_bias:
             y.add_(self.w0)
@@ -106,9 +119,8 @@ class FactorizationMachine:
         :func:`fmkit.engine.optim.sum_by_key`); an entry of key i holds
         dL/dy * x_i for w and dL/dy * x_i * (s - V_i x_i) for V.
         """
-        g = dy.index_select(0, batch.rows)  # (Z,)
-        gx = g * batch.values
+        gx = batch.per_entry(dy) * batch.values  # (Z,)
         gw0 = dy.sum().reshape(1)
         gw = gx
-        gV = (s.index_select(0, batch.rows) - xv) * gx.unsqueeze(1)
+        gV = (batch.per_entry(s) - xv) * gx.unsqueeze(1)
         return gw0, gw, gV

@@ -1,0 +1,190 @@
+"""Training speed on CPU, side by side in one process: fmkit vs a plain PyTorch FM vs xLearn.
+
+Data: synthetic click logs (``make_click_data``): 39 categorical fields, 200,000 hashed
+features, one key per field per row, labels from a planted FM. 500,000 training rows and
+100,000 held-out rows; k = 16, batch 4096, one epoch; held-out AUC for each.
+
+- fmkit: ``fmkit.engine.trainer.fit`` (row-sparse Adam), in memory, and end to end from the
+  libsvm text file (read + train).
+- plain PyTorch FM: nn.Embedding tables + torch.optim.Adam, the way most public FM code is
+  written (dense Adam over every row of the tables each step).
+- xLearn (if installed): FM with adagrad; end to end from the libsvm text, then again from
+  its binary cache (its training rate).
+
+Run: ``python benchmarks/train_speed.py [--rows 500000]``; appends to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fmkit.config import FMConfig
+from fmkit.datasets.synthetic import make_click_data
+from fmkit.engine.trainer import fit
+from fmkit.inference.predictor import Predictor
+from fmkit.metrics import auc
+
+FIELDS, FEATURES, K, BATCH = 39, 200_000, 16, 4096
+
+
+def plain_torch_fm(train, test, *, lr: float = 0.01) -> tuple[float, float]:
+    """Train nn.Embedding + Adam for one epoch; return (rows/s, held-out AUC)."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(FEATURES, K)
+    torch.nn.init.normal_(emb.weight, std=0.01)
+    lin = torch.nn.Embedding(FEATURES, 1)
+    torch.nn.init.zeros_(lin.weight)
+    bias = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([emb.weight, lin.weight, bias], lr=lr)
+
+    def forward(idx: torch.Tensor) -> torch.Tensor:
+        e = emb(idx)  # (B, L, K)
+        s = e.sum(1)
+        return bias + lin(idx).sum((1, 2)) + 0.5 * (s * s - (e * e).sum(1)).sum(1)
+
+    X = torch.from_numpy(train.indices.reshape(train.n_rows, FIELDS))
+    y = torch.from_numpy(train.labels)
+    t0 = time.perf_counter()
+    for start in range(0, train.n_rows, BATCH):
+        opt.zero_grad()
+        out = forward(X[start:start + BATCH])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, y[start:start + BATCH])
+        loss.backward()
+        opt.step()
+    rate = train.n_rows / (time.perf_counter() - t0)
+    with torch.no_grad():
+        p = torch.sigmoid(forward(torch.from_numpy(test.indices.reshape(test.n_rows, FIELDS))))
+    return rate, auc(test.labels, p.numpy())
+
+
+def fmkit_fit(train, test, config: FMConfig) -> tuple[float, float, float]:
+    """Return (rows/s of the epoch, wall seconds of fit, held-out AUC)."""
+    t0 = time.perf_counter()
+    result = fit(config, train)
+    wall = time.perf_counter() - t0
+    rate = result.history[0]["rows_per_s"]
+    p = Predictor(result.artifact).predict_scores(test)
+    return rate, wall, auc(test.labels, p)
+
+
+def write_libsvm(batch, path: Path) -> None:
+    import fmkit.io as fio
+
+    fio.write(str(path), batch, format="libsvm")
+
+
+def xlearn_fit(train_path: Path, test_path: Path, workdir: Path) -> dict[str, float] | None:
+    """Run xLearn FM twice (text, then its binary cache); None if xlearn is missing."""
+    try:
+        import xlearn  # noqa: F401
+    except ImportError:
+        return None
+    script = f"""
+import os, time, json, numpy as np
+import xlearn as xl
+os.environ.setdefault("USER", "bench")
+out = {{}}
+for run in ("text", "cache"):
+    fm = xl.create_fm()
+    fm.setTrain({str(train_path)!r})
+    fm.disableNorm()
+    param = {{"task": "binary", "lr": 0.1, "lambda": 0.00002, "k": {K}, "epoch": 1,
+              "opt": "adagrad", "nthread": 2, "metric": "none", "init": 0.01}}
+    t0 = time.perf_counter()
+    fm.fit(param, {str(workdir / 'xl.model')!r})
+    out[run] = time.perf_counter() - t0
+fm.setTest({str(test_path)!r})
+fm.setSigmoid()
+fm.predict({str(workdir / 'xl.model')!r}, {str(workdir / 'xl.out')!r})
+out["pred"] = {str(workdir / 'xl.out')!r}
+print(json.dumps(out))
+"""
+    env = dict(os.environ, USER=os.environ.get("USER", "bench"))
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=workdir, timeout=1800)
+    if res.returncode != 0:
+        print("xlearn failed:", res.stderr[-2000:], file=sys.stderr)
+        return None
+    import json
+
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(2)
+    data = make_click_data(args.rows + 100_000, num_fields=FIELDS, feature_dim=FEATURES,
+                           num_factors=8, seed=0)
+    train, test = data.batch.slice(0, args.rows), data.batch.slice(args.rows, args.rows + 100_000)
+    planted = auc(test.labels, 1 / (1 + np.exp(-data.logits[args.rows:])))
+    config = FMConfig.from_values(dict(
+        predictor_type="binary_classifier", num_factors=K, epochs=1, mini_batch_size=BATCH,
+        feature_dim=FEATURES, factors_lr=0.01, linear_lr=0.01, bias_lr=0.01, factors_wd=0.0,
+        linear_wd=0.0, shuffle=False, device="cpu"))
+    rows = []
+    fm_rate, fm_wall, fm_auc = fmkit_fit(train, test, config)
+    rows.append(("fmkit (in memory)", fm_rate, fm_wall, fm_auc))
+    plain_rate, plain_auc = plain_torch_fm(train, test)
+    rows.append(("plain PyTorch FM (nn.Embedding + Adam)", plain_rate, args.rows / plain_rate,
+                 plain_auc))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write_libsvm(train, work / "train.libsvm")
+        write_libsvm(test, work / "test.libsvm")
+        size_mb = (work / "train.libsvm").stat().st_size / 1e6
+        import fmkit.io as fio
+
+        t0 = time.perf_counter()
+        text_train = fio.read(str(work / "train.libsvm")).with_feature_dim(FEATURES)
+        _, fit_wall, text_auc = fmkit_fit(text_train, test, config)
+        e2e = time.perf_counter() - t0
+        rows.append(("fmkit end to end from libsvm (read + train)", args.rows / e2e, e2e,
+                     text_auc))
+        xl = xlearn_fit(work / "train.libsvm", work / "test.libsvm", work)
+        if xl is not None:
+            p = np.loadtxt(xl["pred"])
+            xl_auc = auc(test.labels, p)
+            rows.append(("xLearn end to end from libsvm", args.rows / xl["text"], xl["text"],
+                         xl_auc))
+            rows.append(("xLearn from its binary cache", args.rows / xl["cache"], xl["cache"],
+                         xl_auc))
+    lines = [
+        f"\n## Training speed, CPU ({time.strftime('%Y-%m-%d')})\n",
+        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} with 2 threads; other work shared the machine.",
+        f"Command: `python benchmarks/train_speed.py --rows {args.rows}`",
+        f"Data: {args.rows:,} train / 100,000 held-out rows, {FIELDS} fields, "
+        f"{FEATURES:,} features, k={K}, batch {BATCH}, one epoch; libsvm file "
+        f"{size_mb:.0f} MB; planted-model AUC {planted:.4f}.\n",
+        "| trainer | rows/s | seconds | held-out AUC |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {n} | {r:,.0f} | {w:.2f} | {a:.4f} |" for n, r, w, a in rows]
+    lines.append(f"\nfmkit / plain PyTorch FM: {fm_rate / plain_rate:.1f}x rows/s.")
+    if xl is not None:
+        lines.append(f"fmkit / xLearn training rate (cache): {fm_rate / (args.rows / xl['cache']):.2f}x; "
+                     f"fmkit / xLearn end to end from text: {xl['text'] / e2e:.2f}x.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(args.results, "a") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
