@@ -19,6 +19,10 @@ class DataError(FMError, ValueError):
     """Input shape, dtype or values are wrong."""
 
 
+class DataTypeError(DataError, TypeError):
+    """Input holds values that are not numbers (an object array of dicts, say)."""
+
+
 class FormatError(DataError):
     """Bytes that are not the claimed format."""
 
@@ -33,6 +37,10 @@ class ArtifactError(FMError):
 
 class DivergenceError(FMError, ArithmeticError):
     """Training produced a non-finite loss."""
+
+
+class RegistryError(FMError):
+    """A registry record is missing or the registry database cannot be used."""
 
 
 class FMWarning(UserWarning):
