@@ -28,7 +28,9 @@ def test_two_default_sets_differ_and_are_documented():
     sm = FMConfig.from_values(REQUIRED, defaults="sagemaker")
     fk = FMConfig.from_values({"predictor_type": "regressor"}, defaults="fmkit")
     assert sm.epochs == 1 and fk.epochs > 1
-    assert fk.num_factors == HYPERPARAMETERS["num_factors"].fmkit
+    assert fk.num_factors == HYPERPARAMETERS["num_factors"].fmkit["regressor"]
+    fb = FMConfig.from_values({"predictor_type": "binary_classifier"})
+    assert fb.factors_wd == HYPERPARAMETERS["factors_wd"].fmkit["binary_classifier"]
     with pytest.raises(ConfigError, match="No value\\(s\\) were specified for 'num_factors'"):
         FMConfig.from_values({"predictor_type": "regressor"}, defaults="sagemaker")
     with pytest.raises(ConfigError, match="'predictor_type'"):
@@ -101,3 +103,12 @@ def test_sagemaker_strings_export():
     assert out["num_factors"] == "8" and out["use_bias"] == "true"
     assert "seed" not in out and all(isinstance(v, str) for v in out.values())
     assert FMConfig.from_values(out, defaults="sagemaker") == cfg
+
+
+def test_docs_table_is_current():
+    from pathlib import Path
+
+    from fmkit.config import defaults_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "hyperparameters.md").read_text()
+    assert defaults_markdown() in doc, "regenerate the table in docs/hyperparameters.md"

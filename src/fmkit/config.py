@@ -8,8 +8,9 @@ all-string ``hyperparameters.json``) on one of the two default sets.
 - ``defaults="sagemaker"``: SageMaker FM's documented defaults; ``num_factors`` and
   ``predictor_type`` are required. Used whenever a SageMaker hyperparameters.json is given
   and inside the training container.
-- ``defaults="fmkit"``: fmkit's recommended settings, tuned on MovieLens 100K; only
-  ``predictor_type`` is required.
+- ``defaults="fmkit"``: fmkit's recommended settings, tuned on MovieLens 100K (ua split);
+  only ``predictor_type`` is required. Some differ by predictor type (squared and logistic
+  losses have gradients of different scale): those defaults are ``{type: value}`` maps.
 
 ``feature_dim`` may be left out in both: the trainer then takes it from the data.
 """
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 DefaultsName = Literal["fmkit", "sagemaker"]
 PREDICTOR_TYPES = ("binary_classifier", "regressor")
-INIT_METHODS = ("normal", "uniform", "constant")
+INIT_METHODS = ("normal", "uniform", "constant", "mean")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 SOLVERS = ("sgd", "mcmc", "als")
 DEVICES = ("auto", "cpu", "cuda")
@@ -47,7 +48,7 @@ class Param:
     rule: str  # human text of what is allowed, used in error messages
     check: Callable[[Any], bool]
     sagemaker: Any = None
-    fmkit: Any = None
+    fmkit: Any = None  # a value, or {predictor_type: value} where the best default differs
     required: bool = False  # required under SageMaker defaults
     sagemaker_native: bool = True  # False for fmkit's own additions
 
@@ -74,25 +75,34 @@ def _p(name: str, kind: type, rule: str, check: Callable[[Any], bool], **kw: Any
 
 _PARAMS: list[Param] = [
     _p("feature_dim", int, "an int >= 1", _positive, required=True),
-    _p("num_factors", int, "an int >= 1", _positive, required=True, fmkit=64),
+    _p("num_factors", int, "an int >= 1", _positive, required=True,
+       fmkit={"binary_classifier": 32, "regressor": 64}),
     _p("predictor_type", str, "'binary_classifier' or 'regressor'",
        _one_of(*PREDICTOR_TYPES), required=True),
-    _p("epochs", int, "an int >= 1", _positive, sagemaker=1, fmkit=15),
+    _p("epochs", int, "an int >= 1", _positive, sagemaker=1,
+       fmkit={"binary_classifier": 25, "regressor": 22}),
     _p("mini_batch_size", int, "an int >= 1", _positive, sagemaker=1000, fmkit=256),
-    _p("bias_lr", float, "a float >= 0", _non_negative, sagemaker=0.1, fmkit=0.01),
-    _p("linear_lr", float, "a float >= 0", _non_negative, sagemaker=0.001, fmkit=0.01),
-    _p("factors_lr", float, "a float >= 0", _non_negative, sagemaker=0.0001, fmkit=0.01),
+    _p("bias_lr", float, "a float >= 0", _non_negative, sagemaker=0.1,
+       fmkit={"binary_classifier": 0.05, "regressor": 0.1}),
+    _p("linear_lr", float, "a float >= 0", _non_negative, sagemaker=0.001,
+       fmkit={"binary_classifier": 0.05, "regressor": 0.1}),
+    _p("factors_lr", float, "a float >= 0", _non_negative, sagemaker=0.0001,
+       fmkit={"binary_classifier": 0.05, "regressor": 0.1}),
     _p("bias_wd", float, "a float >= 0", _non_negative, sagemaker=0.01, fmkit=0.0),
-    _p("linear_wd", float, "a float >= 0", _non_negative, sagemaker=0.001, fmkit=0.001),
-    _p("factors_wd", float, "a float >= 0", _non_negative, sagemaker=0.00001, fmkit=0.001),
+    _p("linear_wd", float, "a float >= 0", _non_negative, sagemaker=0.001,
+       fmkit={"binary_classifier": 0.0003, "regressor": 0.0005}),
+    _p("factors_wd", float, "a float >= 0", _non_negative, sagemaker=0.00001,
+       fmkit={"binary_classifier": 0.0003, "regressor": 0.0006}),
     *[
         q
         for g, sigma in (("bias", 0.01), ("linear", 0.01), ("factors", 0.001))
         for q in (
-            _p(f"{g}_init_method", str, "'normal', 'uniform' or 'constant'",
-               _one_of(*INIT_METHODS), sagemaker="normal", fmkit="normal"),
+            _p(f"{g}_init_method", str,
+               "'normal', 'uniform' or 'constant'" + (" (or fmkit's 'mean')" if g == "bias" else ""),
+               _one_of(*(INIT_METHODS if g == "bias" else INIT_METHODS[:3])),
+               sagemaker="normal", fmkit="normal"),
             _p(f"{g}_init_sigma", float, "a float >= 0", _non_negative,
-               sagemaker=sigma, fmkit=sigma if g != "factors" else 0.01),
+               sagemaker=sigma, fmkit=sigma if g != "factors" else 0.05),
             _p(f"{g}_init_scale", float, "a float >= 0", _non_negative),
             _p(f"{g}_init_value", float, "a finite float", math.isfinite),
         )
@@ -114,7 +124,7 @@ _PARAMS: list[Param] = [
     _p("early_stopping_patience", int, "an int >= 0 (0 turns it off)", _non_negative,
        sagemaker=0, fmkit=0, sagemaker_native=False),
     _p("optimizer", str, "'adam', 'adagrad' or 'sgd'", _one_of(*OPTIMIZERS),
-       sagemaker="adam", fmkit="adam", sagemaker_native=False),
+       sagemaker="adam", fmkit="adagrad", sagemaker_native=False),
     _p("solver", str, "'sgd', 'mcmc' or 'als'", _one_of(*SOLVERS), sagemaker="sgd",
        fmkit="sgd", sagemaker_native=False),
     _p("burn_in", int, "an int >= 0", _non_negative, sagemaker=None, fmkit=None,
@@ -239,8 +249,13 @@ class FMConfig:
         if defaults not in ("fmkit", "sagemaker"):
             raise ConfigError(f"defaults must be 'fmkit' or 'sagemaker'; got {defaults!r}.")
         merged: dict[str, Any] = {}
+        given_type = (values or {}).get("predictor_type")
+        predictor_type = given_type.strip() if isinstance(given_type, str) else given_type
         for name, param in HYPERPARAMETERS.items():
-            merged[name] = param.sagemaker if defaults == "sagemaker" else param.fmkit
+            default = param.sagemaker if defaults == "sagemaker" else param.fmkit
+            if isinstance(default, dict):
+                default = default.get(predictor_type, default["regressor"])
+            merged[name] = default
         for key, value in (values or {}).items():
             if key.startswith("_"):
                 logger.info("ignoring hyperparameter %s=%r", key, value)
@@ -328,6 +343,22 @@ class FMConfig:
         return out
 
 
-def defaults_table() -> list[tuple[str, Any, Any, str]]:
-    """Return ``(name, sagemaker_default, fmkit_default, rule)`` rows for documentation."""
-    return [(p.name, p.sagemaker, p.fmkit, p.rule) for p in HYPERPARAMETERS.values()]
+def defaults_markdown() -> str:
+    """Return the Markdown table of every hyperparameter (docs/hyperparameters.md is this)."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, dict):
+            return "; ".join(f"{k}: {show(v)}" for k, v in value.items())
+        if value is None:
+            return "—"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    lines = ["| name | allowed | SageMaker default | fmkit default | flag |",
+             "|---|---|---|---|---|"]
+    for p in HYPERPARAMETERS.values():
+        name = p.name if p.sagemaker_native else f"{p.name} (fmkit)"
+        sm = "required" if p.required and p.sagemaker is None else show(p.sagemaker)
+        fk = "from the data" if p.name == "feature_dim" else (
+            "required" if p.required and p.fmkit is None else show(p.fmkit))
+        lines.append(f"| {name} | {p.rule} | {sm} | {fk} | --{p.name.replace('_', '-')} |")
+    return "\n".join(lines) + "\n"

@@ -95,7 +95,7 @@ def test_fmkit_defaults_need_only_predictor_type(prepared, tmp_path, capsys):
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
     from fmkit.config import HYPERPARAMETERS
 
-    assert meta["hyperparameters"]["num_factors"] == HYPERPARAMETERS["num_factors"].fmkit
+    assert meta["hyperparameters"]["num_factors"] == HYPERPARAMETERS["num_factors"].fmkit["regressor"]
     assert "validation:rmse" in meta["history"][0]
 
 

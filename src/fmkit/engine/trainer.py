@@ -114,6 +114,7 @@ class Trainer:
         *,
         strategy: Strategy | None = None,
         init: Artifact | None = None,
+        label_mean: float | None = None,
     ) -> None:
         self.config = config
         self.feature_dim = feature_dim
@@ -133,7 +134,7 @@ class Trainer:
             w = torch.from_numpy(init.w.mean(0).copy())
             V = torch.from_numpy(init.V.mean(0).copy())
         else:
-            w0 = init_tensor(config, "bias", (1,), gen)
+            w0 = init_tensor(config, "bias", (1,), gen, label_mean=label_mean)
             w = init_tensor(config, "linear", (feature_dim,), gen)
             V = init_tensor(config, "factors", (feature_dim, K), gen)
         # every process starts from rank 0's parameters
@@ -189,7 +190,9 @@ class Trainer:
         return np.concatenate(out), np.concatenate(labels), w
 
     def evaluate(self, data: SparseBatch | BatchSource, prefix: str) -> dict[str, float]:
+        """Score ``data`` (this process's shard) and return metrics over all processes."""
         s, t, w = self.predict_scores(data)
+        s, t, w = self.strategy.gather_rows([s, t, w])
         return M.compute_metrics(self.config.predictor_type, t, s, weights=w, prefix=prefix)
 
     def snapshot(self) -> tuple[torch.Tensor, ...]:
@@ -252,6 +255,10 @@ def fit(
         Field of every key, for the Bayesian solver's priors.
     """
     feature_dim = _feature_dim(config, [train, test, validation])
+    if strategy is not None and strategy.world_size > 1 and config.feature_dim is None:
+        # shards may see different largest keys; every process needs the same shape
+        (dims,) = strategy.gather_rows([np.array([feature_dim], np.int64)])
+        feature_dim = int(dims.max())  # type: ignore[union-attr]
     config = config if config.feature_dim == feature_dim else config.replace(feature_dim=feature_dim)
     for name, ch in (("train", train), ("test", test), ("validation", validation)):
         _check_channel(ch, name, config, feature_dim)
@@ -260,7 +267,15 @@ def fit(
         return _fit_bayes(config, train, test=test, callbacks=callbacks,
                           vocabulary=vocabulary, groups=groups)
     strategy = strategy or LocalStrategy()
-    trainer = Trainer(config, feature_dim, strategy=strategy, init=init)
+    label_mean = None
+    if isinstance(train, SparseBatch) and train.labels is not None:
+        label_mean = float(np.average(train.labels, weights=train.weights))
+        if strategy.world_size > 1:  # the mean over every process's shard
+            wsum = float(train.n_rows if train.weights is None else np.sum(train.weights))
+            total = strategy.all_reduce_sum(
+                torch.tensor([label_mean * wsum, wsum], dtype=torch.float64))
+            label_mean = float(total[0] / total[1]) if float(total[1]) > 0 else label_mean
+    trainer = Trainer(config, feature_dim, strategy=strategy, init=init, label_mean=label_mean)
     main = strategy.is_main
     if main:
         logger.info("merged configuration: %s", config.to_dict())
@@ -285,44 +300,47 @@ def fit(
                     leave=False, dynamic_ncols=True)
                if progress and main and tqdm is not None else None)
         interrupted = False
+        epoch_rows = 0
         try:
-            for b, batch in enumerate(epoch_batches(train, config.mini_batch_size,
-                                                    shuffle=config.shuffle, rng=trainer.rng)):
-                if batch.n_rows == 0:
-                    continue
-                y, loss = trainer.step(batch)
-                if not bool(torch.isfinite(loss).all()):
-                    raise DivergenceError(
-                        f"loss became NaN or infinite at epoch {epoch}, batch {b}; lower the "
-                        "learning rates (factors_lr, linear_lr, bias_lr) or set clip_gradient."
-                    )
-                ys.append(y.cpu().numpy())
-                ts.append(batch.labels)
-                ws.append(batch.weights)
-                rows_total += batch.n_rows
+            sync = _StepSync(strategy, epoch, feature_dim)
+            for b, (batch, global_rows) in enumerate(sync.batches(
+                    epoch_batches(train, config.mini_batch_size, shuffle=config.shuffle,
+                                  rng=trainer.rng),
+                    stop=lambda: max_run_seconds is not None
+                    and time.perf_counter() - started > max_run_seconds)):
+                y, loss = trainer.step(batch, rescale=1.0 / global_rows)
+                sync.check_finite(loss, b)
+                if batch.n_rows:
+                    ys.append(y.cpu().numpy())
+                    ts.append(batch.labels)
+                    ws.append(batch.weights)
+                rows_total += global_rows
+                epoch_rows += global_rows
                 if bar is not None:
                     bar.update(batch.n_rows)
-                if main and (b == 0 or (interval and b % interval == 0)):
+                if main and batch.n_rows and (b == 0 or (interval and b % interval == 0)):
                     _log_batch(config, host, epoch, b, ys[-1], batch.labels)
-                if max_run_seconds is not None and time.perf_counter() - started > max_run_seconds:
-                    status, stop_reason = "Stopped", f"max_run_seconds={max_run_seconds:g} reached"
-                    break
+            if sync.stopped:
+                status, stop_reason = "Stopped", f"max_run_seconds={max_run_seconds:g} reached"
         except KeyboardInterrupt:
             interrupted = True
             status, stop_reason = "Stopped", "interrupted (Ctrl-C)"
         finally:
             if bar is not None:
                 bar.close()
-        if not ys:
+        if epoch_rows == 0:
             break
         seconds = time.perf_counter() - t0
-        y_all = np.concatenate(ys)
+        y_all = np.concatenate(ys) if ys else np.zeros(0, np.float32)
+        t_all = np.concatenate(ts) if ts else np.zeros(0, np.float32)
+        w_all = None if any(w is None for w in ws) else (
+            np.concatenate(ws) if ws else np.zeros(0, np.float32))
+        y_all, t_all, w_all = strategy.gather_rows([y_all, t_all, w_all])
         s_all = y_all if config.predictor_type == "regressor" else 1 / (1 + np.exp(-y_all))
-        w_all = None if any(w is None for w in ws) else np.concatenate(ws)
         logs: dict[str, float] = {"epoch": float(epoch)}
-        logs.update(M.compute_metrics(config.predictor_type, np.concatenate(ts), s_all,
+        logs.update(M.compute_metrics(config.predictor_type, t_all, s_all,
                                       weights=w_all, prefix="train"))
-        rows = float(y_all.shape[0])
+        rows = float(epoch_rows)
         logs["rows_per_s"] = rows / seconds if seconds > 0 else float("nan")
         logs["seconds"] = seconds
         if validation is not None:
@@ -344,6 +362,8 @@ def fit(
         stop = False
         for cb in callbacks or ():
             stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
+        if strategy.world_size > 1:  # every process must leave the loop at the same epoch
+            stop = bool(strategy.all_reduce_sum(torch.tensor([float(stop)])).item() > 0)
         if interrupted or status == "Stopped":
             break
         if stop:
@@ -386,11 +406,12 @@ def fit(
         "metrics": final,
     }
     artifact = trainer.to_artifact(metadata)
-    _attach_vocabulary(artifact, vocabulary, vocab_dict, train)
+    _attach_vocabulary(artifact, vocabulary, vocab_dict, train, strategy)
     return TrainResult(artifact, history, final, status, best_epoch, stop_reason)
 
 
-def _attach_vocabulary(artifact: Artifact, vocabulary: Any, vocab_dict: Any, train: Any) -> None:
+def _attach_vocabulary(artifact: Artifact, vocabulary: Any, vocab_dict: Any, train: Any,
+                       strategy: Strategy | None = None) -> None:
     if vocabulary is None:
         return
     from fmkit.features.vocabulary import Vocabulary
@@ -398,7 +419,20 @@ def _attach_vocabulary(artifact: Artifact, vocabulary: Any, vocab_dict: Any, tra
     vocab = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary.from_dict(vocab_dict)
     artifact.vocabulary = vocab.to_dict()
     if isinstance(train, SparseBatch):
-        artifact.seen = vocab.seen_pairs(train.indices, train.offsets)
+        seen = vocab.seen_pairs(train.indices, train.offsets)
+        if seen is not None and strategy is not None and strategy.world_size > 1:
+            # each process saw its own shard: the model keeps the pairs of all of them
+            import scipy.sparse as sp
+
+            coo = seen.tocoo()
+            users, items = strategy.gather_rows([coo.row.astype(np.int64),
+                                                 coo.col.astype(np.int64)])
+            assert users is not None and items is not None
+            seen = sp.csr_matrix((np.ones(users.shape[0], np.float32), (users, items)),
+                                 shape=seen.shape)
+            seen.sum_duplicates()
+            seen.data[:] = 1.0
+        artifact.seen = seen
 
 
 def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocabulary: Any,
@@ -441,6 +475,79 @@ def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocab
                               "metrics": final, "status": "Completed"})
     _attach_vocabulary(artifact, vocab, None if vocab is None else vocab.to_dict(), train)
     return TrainResult(artifact, history, final, "Completed", len(history) - 1)
+
+
+class _StepSync:
+    """Keep the processes of a job in step: same number of steps, same stop, same rescale.
+
+    Before every step the processes sum ``[rows, has_batch, wants_stop, diverged]``; a
+    process whose shard is exhausted joins with an empty batch until every shard is, so
+    collectives always pair up. A single process exchanges nothing.
+    """
+
+    def __init__(self, strategy: Strategy, epoch: int, feature_dim: int) -> None:
+        self.strategy = strategy
+        self.epoch = epoch
+        self.feature_dim = feature_dim
+        self.stopped = False
+        self._diverged_at: int | None = None
+
+    def batches(self, source: Any, stop: Any) -> Any:
+        """Yield ``(local batch, global rows)`` until every process is out of rows."""
+        it = iter(source)
+        single = self.strategy.world_size == 1
+        b = 0
+        while True:
+            batch = next(it, None)
+            while single and batch is not None and batch.n_rows == 0:
+                batch = next(it, None)
+            wants_stop = bool(stop())
+            if single:
+                if self._diverged_at is not None:
+                    self._raise(self._diverged_at)
+                if batch is None:
+                    return
+                yield batch, batch.n_rows
+                if stop():
+                    self.stopped = True
+                    return
+                b += 1
+                continue
+            flags = torch.tensor([0.0 if batch is None else float(batch.n_rows),
+                                  0.0 if batch is None else 1.0, float(wants_stop),
+                                  0.0 if self._diverged_at is None else 1.0],
+                                 dtype=torch.float64)
+            rows, more, want, bad = self.strategy.all_reduce_sum(flags).tolist()
+            if bad > 0:
+                self._raise(b - 1)
+            if want > 0 and b > 0:
+                self.stopped = True
+                return
+            if more == 0:
+                return
+            if batch is None:
+                batch = _empty_batch(self.feature_dim)
+            if rows > 0:
+                yield batch, int(rows)
+            b += 1
+
+    def check_finite(self, loss: torch.Tensor, b: int) -> None:
+        if not bool(torch.isfinite(loss).all()):
+            if self.strategy.world_size == 1:
+                self._raise(b)
+            self._diverged_at = b  # raised by every process at the next sync
+
+    def _raise(self, b: int) -> None:
+        raise DivergenceError(
+            f"loss became NaN or infinite at epoch {self.epoch}, batch {b}; lower the "
+            "learning rates (factors_lr, linear_lr, bias_lr) or set clip_gradient."
+        )
+
+
+def _empty_batch(feature_dim: int) -> SparseBatch:
+    return SparseBatch.from_arrays(np.zeros(0, np.int64), np.zeros(1, np.int64),
+                                   np.zeros(0, np.float32), np.zeros(0, np.float32),
+                                   feature_dim=feature_dim)
 
 
 def _log_batch(config: FMConfig, host: str, epoch: int, b: int, y: np.ndarray, t: np.ndarray) -> None:
