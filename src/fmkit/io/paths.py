@@ -212,11 +212,18 @@ def atomic_write(uri: str) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as f:
             yield f
         with storage_errors(uri, "write"):
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp files are private; data files are not
             os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def upload_dir(local_dir: str, uri: str) -> None:
