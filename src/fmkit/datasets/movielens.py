@@ -30,7 +30,7 @@ from fmkit.sparse import SparseBatch
 logger = logging.getLogger(__name__)
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
-ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
+ML100K_SHA256 = "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"
 SPLITS_100K = ("ua", "ub", "u1", "u2", "u3", "u4", "u5")
 AGE_BUCKETS = ((0, 18, "<18"), (18, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"),
                (45, 50, "45-49"), (50, 56, "50-55"), (56, 200, "56+"))
@@ -73,9 +73,9 @@ class _Source:
 
 
 def download_ml100k(cache_dir: Path) -> Path:
-    """Download ml-100k.zip from GroupLens into ``cache_dir`` (md5 verified); return its path."""
+    """Download ml-100k.zip from GroupLens into ``cache_dir`` (sha256 verified); return its path."""
     target = cache_dir / "ml-100k.zip"
-    if target.is_file() and _md5(target.read_bytes()) == ML100K_MD5:
+    if target.is_file() and _sha256(target.read_bytes()) == ML100K_SHA256:
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     logger.info("downloading %s", ML100K_URL)
@@ -87,16 +87,17 @@ def download_ml100k(cache_dir: Path) -> Path:
             f"cannot download MovieLens 100K from {ML100K_URL} ({exc}); pass --data-dir with a "
             "local copy (folder or zip) or set FMKIT_DATA_DIR."
         ) from None
-    if _md5(data) != ML100K_MD5:
-        raise DataError(f"downloaded {ML100K_URL} but its md5 {_md5(data)} is not {ML100K_MD5}.")
+    if _sha256(data) != ML100K_SHA256:
+        raise DataError(f"downloaded {ML100K_URL} but its sha256 {_sha256(data)} is not "
+                        f"{ML100K_SHA256}; not using it.")
     tmp = target.with_suffix(".part")
     tmp.write_bytes(data)
     os.replace(tmp, target)
     return target
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()  # noqa: S324 (GroupLens publishes md5)
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _parse_ratings(text: str, sep: str, name: str) -> np.ndarray:
