@@ -16,7 +16,7 @@ from fmkit.sparse import SparseBatch
 def _cfg(**kw):
     base = dict(predictor_type="regressor", num_factors=4, epochs=40, mini_batch_size=64,
                 bias_lr=0.02, linear_lr=0.02, factors_lr=0.02, linear_wd=0.0, factors_wd=0.0,
-                factors_init_sigma=0.1, device="cpu")
+                factors_init_sigma=0.1, device="cpu", optimizer="adam")
     base.update(kw)
     return FMConfig.from_values(base)
 

@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     _configure_logging(logging.DEBUG if debug else logging.INFO)
     try:
-        app(args=args, prog_name="fmkit", standalone_mode=False)
+        code = app(args=args, prog_name="fmkit", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) comes back as n here
+            raise SystemExit(code)
     except FMError as exc:
         if debug:
             raise
