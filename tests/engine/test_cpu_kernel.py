@@ -1,0 +1,73 @@
+"""The numba CPU step equals the torch step: same logits, losses and parameter updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fmkit.config import FMConfig
+from fmkit.datasets.synthetic import make_planted_fm
+from fmkit.engine.trainer import Trainer
+
+pytest.importorskip("numba")
+from fmkit.engine.cpu_kernel import CpuKernelPath  # noqa: E402
+
+
+@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+@pytest.mark.parametrize("extra", [{}, {"clip_gradient": 0.01, "use_bias": "false"},
+                                   {"use_linear": "false", "linear_lr": 0.0, "rescale_grad": 0.5}])
+def test_kernel_matches_torch_step(predictor_type, optimizer, extra):
+    task = "binary_classifier" if predictor_type == "binary_classifier" else "regressor"
+    data = make_planted_fm(300, 60, 4, nnz_per_row=4, empty_rows=2, task=task, seed=5).batch
+    weights = np.random.default_rng(0).random(300).astype(np.float32)
+    data = data.with_weights(weights)
+    values = dict(predictor_type=predictor_type, num_factors=4, optimizer=optimizer,
+                  bias_lr=0.05, linear_lr=0.03, factors_lr=0.04, bias_wd=0.01, linear_wd=0.002,
+                  factors_wd=0.003, factors_init_sigma=0.1, device="cpu")
+    cfg = FMConfig.from_values({**values, **extra})
+    a, b = Trainer(cfg, 60, fused=False), Trainer(cfg, 60, fused=False)  # a: the torch step
+    kernel = CpuKernelPath.create(cfg, b.model, b.optimizer, device=torch.device("cpu"),
+                                  world_size=1)
+    assert kernel is not None
+    for start in range(0, 300, 50):
+        batch = data.slice(start, start + 50)
+        ya, la = a.step(batch)
+        yb, lb = kernel.step(batch)
+        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(lb.numpy(), la.numpy(), rtol=1e-4, atol=1e-5)
+    for name in ("w0", "w", "V"):
+        np.testing.assert_allclose(getattr(b.model, name).numpy(), getattr(a.model, name).numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=name)
+    # optimiser state moved the same way (Adam's m and v, Adagrad's sum of squares)
+    for group, states in a.optimizer.state.items():
+        for sa, sb in zip(states, b.optimizer.state[group]):
+            np.testing.assert_allclose(sb.numpy(), sa.numpy(), rtol=1e-3, atol=1e-6)
+
+
+def test_kernel_handles_duplicate_keys_like_a_matrix():
+    from fmkit.sparse import SparseBatch
+
+    batch = SparseBatch.from_arrays([1, 1, 2], [0, 3], [0.5, 0.25, 1.0], [1.0], feature_dim=4)
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=2, device="cpu"))
+    a, b = Trainer(cfg, 4, fused=False), Trainer(cfg, 4, fused=False)
+    kernel = CpuKernelPath.create(cfg, b.model, b.optimizer, device=torch.device("cpu"),
+                                  world_size=1)
+    ya, _ = a.step(batch)
+    yb, _ = kernel.step(batch)
+    assert yb.item() == pytest.approx(ya.item(), rel=1e-5)
+    np.testing.assert_allclose(b.model.V.numpy(), a.model.V.numpy(), rtol=1e-5)
+
+
+def test_trainer_uses_the_kernel_on_cpu_and_matches_torch_fit():
+    from fmkit.engine.trainer import fit
+
+    data = make_planted_fm(2000, 50, 4, task="binary_classifier", seed=9)
+    cfg = FMConfig.from_values(dict(predictor_type="binary_classifier", num_factors=4, epochs=3,
+                                    device="cpu", shuffle="true", seed=4))
+    assert isinstance(Trainer(cfg, 50).cpu_kernel, CpuKernelPath)
+    a = fit(cfg, data.batch, fused=False)
+    b = fit(cfg, data.batch)
+    np.testing.assert_allclose(b.artifact.V, a.artifact.V, rtol=1e-3, atol=1e-5)
+    assert b.history[-1]["train:auc"] == pytest.approx(a.history[-1]["train:auc"], abs=1e-4)
