@@ -43,6 +43,10 @@ except ImportError:  # pragma: no cover - numba is in the 'bayes'/'all' extras
         return 1
 
 _OPTIMIZERS = {"sgd": 0, "adagrad": 1, "adam": 2}
+# threads per step: gathers of random rows are latency-bound, and on a machine whose cores
+# other processes share, a second thread waits at every loop's barrier (measured here: one
+# thread 310K rows/s, two 110K rows/s with the cores busy); set threads= to use more
+DEFAULT_THREADS = 1
 _EMPTY = np.zeros(0, np.float32)
 
 
@@ -168,8 +172,10 @@ class CpuKernelPath:
     """Runs :func:`_fm_step` on the trainer's own tensors; see the module docstring."""
 
     def __init__(self, model: FactorizationMachine, optimizer: RowSparseOptimizer,
-                 predictor_type: str, rescale_grad: float | None) -> None:
+                 predictor_type: str, rescale_grad: float | None, *,
+                 threads: int = DEFAULT_THREADS) -> None:
         self.model = model
+        self.threads = max(1, min(int(threads), get_num_threads()))
         self.optimizer = optimizer
         self.binary = predictor_type == "binary_classifier"
         self.rescale_grad = rescale_grad
@@ -234,6 +240,8 @@ class CpuKernelPath:
         scale = self.rescale_grad if self.rescale_grad is not None else 1.0 / max(n, 1)
         self.optimizer.begin_step()
         a, st = self.arrays, self.state
+        previous = get_num_threads()
+        numba.set_num_threads(self.threads)
         _fm_step(batch.indices, batch.offsets, batch.values, batch.labels,
                  _EMPTY if batch.weights is None else batch.weights, float(scale), self.binary,
                  a["w0"], a["w"], a["V"], self.model.use_bias, self.model.use_linear,
@@ -241,5 +249,6 @@ class CpuKernelPath:
                  st["bias"][0], st["bias"][1], st["linear"][0], st["linear"][1],
                  st["factors"][0], st["factors"][1],
                  self.slot, self.keys, self.entry_slot, self.entry_row, self.gW, self.gV,
-                 self.S, self.dY, self.gbias, self.y, self.loss, get_num_threads())
+                 self.S, self.dY, self.gbias, self.y, self.loss, self.threads)
+        numba.set_num_threads(previous)
         return torch.from_numpy(self.y[:n].copy()), torch.from_numpy(self.loss[:n].copy())
