@@ -43,5 +43,9 @@ class RegistryError(FMError):
     """A registry record is missing or the registry database cannot be used."""
 
 
+class WorkerError(FMError, RuntimeError):
+    """A worker process of a multi-process job failed, died or timed out."""
+
+
 class FMWarning(UserWarning):
     """Base of fmkit's warnings."""

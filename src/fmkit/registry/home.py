@@ -1,0 +1,31 @@
+"""Where fmkit keeps its registry and job folders: ``$FMKIT_HOME``, default ``~/.fmkit``.
+
+This is the only module that reads ``FMKIT_HOME``; everything else takes paths.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "FMKIT_HOME"
+DB_NAME = "registry.db"
+
+
+def fmkit_home() -> Path:
+    """Return fmkit's home folder: ``$FMKIT_HOME`` if set and non-empty, else ``~/.fmkit``.
+
+    The folder is not created here; :class:`fmkit.registry.Registry` creates it on first use.
+    """
+    value = os.environ.get(ENV_VAR, "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".fmkit"
+
+
+def registry_path(home: str | os.PathLike[str] | None = None) -> Path:
+    """Return the registry database path, ``<home>/registry.db``."""
+    return Path(home if home is not None else fmkit_home()) / DB_NAME
+
+
+def jobs_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder holding one sub-folder per job (models, logs): ``<home>/jobs``."""
+    return Path(home if home is not None else fmkit_home()) / "jobs"

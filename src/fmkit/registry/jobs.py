@@ -1,0 +1,312 @@
+"""Training-job records: create, log epochs, finish, stop; and the tracker used while training.
+
+A job moves ``InProgress`` -> ``Completed`` | ``Failed`` | ``Stopped``. ``fmkit jobs stop``
+(any process) sets ``stop_requested`` and the status ``Stopping``; the training process sees
+it through :meth:`JobTracker.stop_requested` or :class:`RegistryCallback`, ends after the
+current epoch and records ``Stopped`` with its last good model.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import socket
+import sqlite3
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from fmkit.errors import ConfigError, RegistryError
+from fmkit.registry.db import Database, dumps, loads
+from fmkit.registry.records import (
+    COMPLETED,
+    FAILED,
+    FINAL_STATUSES,
+    IN_PROGRESS,
+    STOPPED,
+    STOPPING,
+    TrainingJob,
+    check_name,
+    make_name,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def process_alive(pid: int | None, host: str | None) -> bool | None:
+    """Return whether process ``pid`` runs, if ``host`` is this machine; else ``None``."""
+    if pid is None or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrainingJobs:
+    """The ``training_jobs`` and ``epoch_metrics`` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        name: str | None = None,
+        *,
+        hyperparameters: Mapping[str, Any] | None = None,
+        channels: Mapping[str, Any] | None = None,
+        model_dir: str | None = None,
+        log_file: str | None = None,
+        tuning_job: str | None = None,
+        trial_number: int | None = None,
+        prefix: str = "fmkit-train",
+    ) -> TrainingJob:
+        """Insert an ``InProgress`` job and return it; ``name`` defaults to a timestamped one.
+
+        Raises
+        ------
+        ConfigError
+            ``name`` is invalid or already used.
+        """
+        chosen = check_name(name) if name is not None else make_name(prefix)
+
+        def insert(conn: sqlite3.Connection) -> str:
+            final = chosen
+            if name is None:  # make the generated name unique
+                n = 1
+                while conn.execute("SELECT 1 FROM training_jobs WHERE name=?",
+                                   (final,)).fetchone():
+                    n += 1
+                    final = f"{chosen}-{n}"
+            try:
+                conn.execute(
+                    "INSERT INTO training_jobs (name, status, hyperparameters, channels, "
+                    "model_dir, log_file, start_time, pid, host, tuning_job, trial_number) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (final, IN_PROGRESS, dumps(dict(hyperparameters or {})),
+                     dumps(dict(channels or {})), model_dir, log_file, time.time(),
+                     os.getpid(), socket.gethostname(), tuning_job, trial_number),
+                )
+            except sqlite3.IntegrityError:
+                raise ConfigError(
+                    f"a training job named {final!r} already exists; choose another name "
+                    "(job names are unique, as in SageMaker)."
+                ) from None
+            return final
+
+        return self.get(self.db.write(insert))
+
+    def get(self, name: str) -> TrainingJob:
+        """Return the job called ``name``; raise RegistryError if there is none."""
+        rows = self.db.query("SELECT * FROM training_jobs WHERE name=?", (name,))
+        if not rows:
+            raise RegistryError(
+                f"no training job named {name!r}; `fmkit jobs list` shows the names."
+            )
+        return TrainingJob.from_row(rows[0])
+
+    def exists(self, name: str) -> bool:
+        return bool(self.db.query("SELECT 1 FROM training_jobs WHERE name=?", (name,)))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        tuning_job: str | None = None,
+        include_trials: bool = True,
+        limit: int | None = None,
+    ) -> list[TrainingJob]:
+        """Return jobs, newest first (trials of a tuning job in trial order)."""
+        where, params = [], []
+        if status is not None:
+            where.append("status=?")
+            params.append(status)
+        if tuning_job is not None:
+            where.append("tuning_job=?")
+            params.append(tuning_job)
+        elif not include_trials:
+            where.append("tuning_job IS NULL")
+        sql = "SELECT * FROM training_jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += (" ORDER BY trial_number" if tuning_job is not None
+                else " ORDER BY start_time DESC, name")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [TrainingJob.from_row(r) for r in self.db.query(sql, params)]
+
+    def log_epoch(self, name: str, epoch: int, logs: Mapping[str, Any]) -> None:
+        """Record (or replace) the metrics of one epoch."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO epoch_metrics (job_name, epoch, metrics, time) "
+            "VALUES (?, ?, ?, ?)",
+            (name, int(epoch), dumps(dict(logs)), time.time()),
+        )
+
+    def epochs(self, name: str) -> builtins.list[dict[str, Any]]:
+        """Return the per-epoch metric dicts in epoch order, each with its ``epoch``."""
+        rows = self.db.query(
+            "SELECT epoch, metrics FROM epoch_metrics WHERE job_name=? ORDER BY epoch", (name,)
+        )
+        return [{**(loads(r["metrics"]) or {}), "epoch": r["epoch"]} for r in rows]
+
+    def finish(
+        self,
+        name: str,
+        *,
+        status: str,
+        metrics: Mapping[str, Any] | None = None,
+        artifact: str | None = None,
+        failure_reason: str | None = None,
+        best_epoch: int | None = None,
+        objective_value: float | None = None,
+    ) -> TrainingJob:
+        """Set a final status (Completed, Failed or Stopped), metrics and artifact."""
+        if status not in FINAL_STATUSES:
+            raise ConfigError(f"status must be one of {FINAL_STATUSES}; got {status!r}.")
+        changed = self.db.execute(
+            "UPDATE training_jobs SET status=?, final_metrics=?, artifact=COALESCE(?, artifact),"
+            " failure_reason=?, best_epoch=?, objective_value=?, end_time=? WHERE name=?",
+            (status, dumps(dict(metrics or {})), artifact, failure_reason, best_epoch,
+             objective_value, time.time(), name),
+        )
+        if not changed:
+            raise RegistryError(f"no training job named {name!r}.")
+        return self.get(name)
+
+    def request_stop(self, name: str) -> TrainingJob:
+        """Ask a running job to stop; return the job as it now stands.
+
+        A job whose process no longer runs on this machine is marked ``Stopped`` at once.
+        A job that already ended is returned unchanged.
+        """
+        job = self.get(name)
+        if job.status in FINAL_STATUSES:
+            return job
+        if process_alive(job.pid, job.host) is False:
+            return self.finish(
+                name, status=STOPPED, metrics=job.final_metrics,
+                failure_reason=f"stopped by user; its process {job.pid} was no longer running",
+            )
+        self.db.execute(
+            "UPDATE training_jobs SET stop_requested=1, status=? WHERE name=? AND status IN (?, ?)",
+            (STOPPING, name, IN_PROGRESS, STOPPING),
+        )
+        return self.get(name)
+
+    def stop_requested(self, name: str) -> bool:
+        rows = self.db.query("SELECT stop_requested FROM training_jobs WHERE name=?", (name,))
+        return bool(rows and rows[0]["stop_requested"])
+
+    def delete(self, name: str) -> None:
+        """Remove a finished job and its epoch metrics (not its files)."""
+        job = self.get(name)
+        if job.status not in FINAL_STATUSES:
+            raise RegistryError(f"training job {name!r} is {job.status}; stop it first.")
+        self.db.write(lambda c: (
+            c.execute("DELETE FROM epoch_metrics WHERE job_name=?", (name,)),
+            c.execute("DELETE FROM training_jobs WHERE name=?", (name,)),
+        ))
+
+
+class JobTracker:
+    """Records one running training job; yielded by :meth:`Registry.track_training_job`.
+
+    Call :meth:`log_epoch` after each epoch, check :meth:`stop_requested`, and end with
+    :meth:`complete`. Leaving the ``with`` block without :meth:`complete` records:
+    ``Failed`` with the exception's message on an exception, ``Stopped`` on
+    ``KeyboardInterrupt`` (both re-raised), ``Completed`` otherwise.
+    """
+
+    def __init__(self, jobs: TrainingJobs, name: str) -> None:
+        self.jobs = jobs
+        self.name = name
+        self.finished: TrainingJob | None = None
+        self._last_metrics: dict[str, Any] = {}
+
+    @property
+    def record(self) -> TrainingJob:
+        """The job as the registry holds it now."""
+        return self.jobs.get(self.name)
+
+    def log_epoch(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        self._last_metrics = dict(logs)
+        self.jobs.log_epoch(self.name, epoch, logs)
+
+    def stop_requested(self) -> bool:
+        return self.jobs.stop_requested(self.name)
+
+    def complete(
+        self,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        artifact: str | None = None,
+        status: str = COMPLETED,
+        best_epoch: int | None = None,
+        failure_reason: str | None = None,
+        objective_value: float | None = None,
+    ) -> TrainingJob:
+        """Record the final status, metrics and artifact path."""
+        if status == COMPLETED and self.stop_requested():
+            status = STOPPED
+        if status == STOPPED and failure_reason is None and self.stop_requested():
+            failure_reason = "stopped by user"
+        self.finished = self.jobs.finish(
+            self.name, status=status, metrics=metrics, artifact=artifact,
+            failure_reason=failure_reason, best_epoch=best_epoch,
+            objective_value=objective_value,
+        )
+        return self.finished
+
+    def _exit(self, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.finished is not None:
+            return
+        if exc is None:
+            self.complete(status=COMPLETED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.complete(status=STOPPED, failure_reason="interrupted (KeyboardInterrupt)")
+        else:
+            where = ""
+            frames = traceback.extract_tb(tb) if tb is not None else []
+            if frames:
+                where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})"
+            reason = f"{type(exc).__name__}: {exc}{where}"
+            self.complete(status=FAILED, failure_reason=reason[:2000])
+
+
+@contextmanager
+def track(jobs: TrainingJobs, name: str | None = None, **create: Any) -> Iterator[JobTracker]:
+    """Create a job, yield its :class:`JobTracker`, and record how the block ended."""
+    job = jobs.create(name, **create)
+    tracker = JobTracker(jobs, job.name)
+    try:
+        yield tracker
+    except BaseException as exc:
+        tracker._exit(exc, exc.__traceback__)
+        raise
+    tracker._exit(None, None)
+
+
+class RegistryCallback:
+    """A trainer callback logging each epoch to a job and stopping when a stop was asked.
+
+    ``on_epoch_end`` returns ``True`` (stop training, keep the last good model) once
+    ``fmkit jobs stop NAME`` has been run for the job.
+    """
+
+    def __init__(self, job: JobTracker) -> None:
+        self.job = job
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+        self.job.log_epoch(epoch, logs)
+        return self.job.stop_requested()
+
+
+__all__ = ["JobTracker", "RegistryCallback", "TrainingJobs", "process_alive", "track"]
