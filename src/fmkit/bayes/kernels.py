@@ -1,0 +1,240 @@
+"""Coordinate updates of ``w`` or of one factor column over a block of feature keys.
+
+Every parameter ``t`` of an FM enters the prediction linearly: ``y_i = g_i + t * h_i``,
+with ``h_i = x_il`` for ``w_l`` and ``h_i = x_il * (q_if - v_lf * x_il)`` for ``v_lf``
+(``q_if = sum_j v_jf x_ij``). With residuals ``e_i = target_i - y_i``, row precisions
+``a_i = alpha * r_i`` (``r_i`` the sample weight) and a Normal prior ``N(mu, 1/lam)``, the
+conditional of ``t`` is Normal with
+
+    precision = lam + sum_i a_i h_i^2
+    mean      = (lam * mu + sum_i a_i h_i (e_i + t h_i)) / precision.
+
+A Gibbs step draws ``t = mean + scale * z / sqrt(precision)`` with ``z ~ N(0, 1)`` given in
+``noise`` (``scale=1``); ALS takes the mean (``scale=0``). After the update the residuals
+and ``q`` of the key's rows are corrected. Sums run over the key's column (CSC arrays
+``indptr``, ``rows``, ``vals``; duplicates summed).
+
+Scan order (as libFM and myFM): all of ``w`` block by block, then factor column 1 block
+by block, then column 2, ... Each key's column is visited twice per parameter: once for
+the sums, once to correct ``e`` and ``q``. (A key-major order, ``w_l, v_l1 .. v_lK``
+per key, touches memory less but mixed measurably worse on MovieLens 100K ua, rank 8,
+200 sweeps, 3 seeds: test RMSE 0.9181 +- 0.0009 against 0.9155 +- 0.0008.)
+
+Two implementations with the same results:
+
+- ``numba`` (default when numba is installed): compiled loops, key by key over the CSC
+  columns. For an independent block this gives exactly the block update (no key sees
+  another's change), so it needs no separate code;
+- ``numpy``: an independent block is updated at once with vectorised per-key sums
+  (``np.bincount``); other blocks key by key.
+
+Shapes: N rows, F keys, G groups, B = stop - start keys in the block; ``e``, ``r``,
+``q`` (N,), ``theta`` (F,) (``w`` or one factor column), ``group`` (F,), ``lam``, ``mu``
+(G,), ``noise`` (B,).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+try:  # numba is the 'bayes' extra; the numpy path works without it
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is absent
+    numba = None
+    HAVE_NUMBA = False
+
+BACKENDS = ("numba", "numpy") if HAVE_NUMBA else ("numpy",)
+
+
+def default_backend() -> str:
+    """Return 'numba' when numba is importable, else 'numpy'."""
+    return "numba" if HAVE_NUMBA else "numpy"
+
+
+# ---------------------------------------------------------------------------- numba
+_NO_WEIGHTS = np.ones(1)
+
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _linear_one(l, start, indptr, rows, vals, r, weighted, e, theta, group, lam,
+                    mu, alpha,
+                    noise, scale):  # pragma: no cover - compiled
+        g = group[l]
+        old = theta[l]
+        prec = lam[g]
+        num = lam[g] * mu[g]
+        for p in range(indptr[l], indptr[l + 1]):
+            i = rows[p]
+            h = vals[p]
+            a = alpha * r[i] if weighted else alpha
+            prec += a * h * h
+            num += a * h * (e[i] + old * h)
+        new = num / prec + scale * noise[l - start] / math.sqrt(prec)
+        d = new - old
+        for p in range(indptr[l], indptr[l + 1]):
+            e[rows[p]] -= d * vals[p]
+        theta[l] = new
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _factor_one(l, start, indptr, rows, vals, r, weighted, e, q, theta, group, lam,
+                    mu, alpha,
+                    noise, scale):  # pragma: no cover - compiled
+        g = group[l]
+        old = theta[l]
+        prec = lam[g]
+        num = lam[g] * mu[g]
+        for p in range(indptr[l], indptr[l + 1]):
+            i = rows[p]
+            x = vals[p]
+            h = x * (q[i] - old * x)
+            a = alpha * r[i] if weighted else alpha
+            prec += a * h * h
+            num += a * h * (e[i] + old * h)
+        new = num / prec + scale * noise[l - start] / math.sqrt(prec)
+        d = new - old
+        for p in range(indptr[l], indptr[l + 1]):
+            i = rows[p]
+            x = vals[p]
+            h = x * (q[i] - old * x)
+            e[i] -= d * h
+            q[i] += d * x
+        theta[l] = new
+
+    @numba.njit(cache=True, nogil=True)
+    def _linear_seq(start, stop, indptr, rows, vals, r, weighted, e, theta, group, lam,
+                    mu, alpha,
+                    noise, scale):  # pragma: no cover - compiled
+        for l in range(start, stop):
+            _linear_one(l, start, indptr, rows, vals, r, weighted, e, theta, group,
+                        lam, mu, alpha,
+                        noise, scale)
+
+    @numba.njit(cache=True, nogil=True)
+    def _factor_seq(start, stop, indptr, rows, vals, r, weighted, e, q, theta, group,
+                    lam, mu, alpha,
+                    noise, scale):  # pragma: no cover - compiled
+        for l in range(start, stop):
+            _factor_one(l, start, indptr, rows, vals, r, weighted, e, q, theta, group,
+                        lam, mu, alpha,
+                        noise, scale)
+
+    @numba.njit(cache=True, nogil=True)
+    def block_starts(indptr, rows, n_rows, n_keys, cap):  # pragma: no cover - compiled
+        """First key of every greedy block of keys sharing no row (groups.plan_blocks)."""
+        owner = np.full(n_rows, -1, dtype=np.int64)
+        starts = [0]
+        block = 0
+        for key in range(n_keys):
+            clash = key - starts[-1] >= cap
+            if not clash:
+                for p in range(indptr[key], indptr[key + 1]):
+                    if owner[rows[p]] == block:
+                        clash = True
+                        break
+            if clash:
+                starts.append(key)
+                block += 1
+            for p in range(indptr[key], indptr[key + 1]):
+                owner[rows[p]] = block
+        return np.array(starts, dtype=np.int64)
+
+    @numba.njit(cache=True, nogil=True)
+    def _predict_rows(indptr, indices, data, w0, w, Vt, Q, out):  # pragma: no cover
+        K = Vt.shape[0]
+        for i in range(indptr.shape[0] - 1):
+            y = w0
+            sq = 0.0
+            for f in range(K):
+                Q[f, i] = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                x = data[p]
+                y += w[j] * x
+                for f in range(K):
+                    v = Vt[f, j] * x
+                    Q[f, i] += v
+                    sq += v * v
+            s = 0.0
+            for f in range(K):
+                s += Q[f, i] * Q[f, i]
+            out[i] = y + 0.5 * (s - sq)
+
+
+def predict_rows(backend: str, csr: Any, csr2: Any, w0: float, w: Any, Vt: Any, Q: Any
+                 ) -> Any:
+    """Return FM outputs (N,) of float64 CSR rows; fill ``Q`` (K, N) with ``(X V)^T``.
+
+    ``Vt`` is the factor matrix transposed, (K, F); ``csr2`` holds the squared values.
+    """
+    if backend == "numba":
+        out = np.empty(csr.shape[0])
+        _predict_rows(csr.indptr.astype(np.uint64), csr.indices.astype(np.uint32),
+                      csr.data, float(w0), w, Vt, Q, out)
+        return out
+    V = Vt.T
+    q = np.asarray(csr @ V)  # (N, K)
+    q2 = np.asarray(csr2 @ (V * V))
+    Q[...] = q.T
+    return w0 + csr @ w + 0.5 * (q * q - q2).sum(axis=1)
+
+
+# ---------------------------------------------------------------------------- numpy
+def _numpy_block(start: int, stop: int, indptr: Any, rows: Any, vals: Any, r: Any, e: Any,
+                 q: Any, theta: Any, group: Any, lam: Any, mu: Any, alpha: float,
+                 noise: Any, scale: float) -> None:
+    """Update keys start..stop-1 at once; valid only when they share no row."""
+    lo, hi = indptr[start], indptr[stop]
+    rr = rows[lo:hi]
+    x = vals[lo:hi]
+    lengths = np.diff(indptr[start:stop + 1]).astype(np.int64)
+    local = np.repeat(np.arange(stop - start), lengths)
+    old = theta[start:stop].copy()
+    h = x if q is None else x * (q[rr] - old[local] * x)
+    a = alpha if r is None else alpha * r[rr]
+    g = group[start:stop]
+    prec = lam[g] + np.bincount(local, weights=a * h * h, minlength=stop - start)
+    num = lam[g] * mu[g] + np.bincount(local, weights=a * h * (e[rr] + old[local] * h),
+                                       minlength=stop - start)
+    new = num / prec + scale * noise / np.sqrt(prec)
+    d = (new - old)[local]
+    e[rr] -= d * h
+    if q is not None:
+        q[rr] += d * x
+    theta[start:stop] = new
+
+
+def update_block(backend: str, start: int, stop: int, independent: bool, indptr: Any,
+                 rows: Any, vals: Any, r: Any, e: Any, q: Any, theta: Any, group: Any,
+                 lam: Any, mu: Any, alpha: float, noise: Any, scale: float) -> None:
+    """Update ``theta[start:stop]`` (``w`` when ``q`` is None, else a factor column).
+
+    ``r`` holds the row weights, None for all ones. ``e`` (and ``q``) are corrected in
+    place. ``independent`` must be True only when no two keys of the block share a row;
+    the numpy backend then updates the keys at once.
+    """
+    if backend == "numba":
+        weighted = r is not None
+        w = r if weighted else _NO_WEIGHTS
+        # independent or not, key by key over the CSC columns: a vectorised (row-order,
+        # bincount-like) compiled kernel measured no faster on MovieLens, whose rows are
+        # sorted by user, and a prange version slower on 2 shared cores
+        if q is None:
+            _linear_seq(start, stop, indptr, rows, vals, w, weighted, e, theta, group, lam,
+                        mu, alpha, noise, scale)
+        else:
+            _factor_seq(start, stop, indptr, rows, vals, w, weighted, e, q, theta, group,
+                        lam, mu, alpha, noise, scale)
+        return
+    if independent:
+        _numpy_block(start, stop, indptr, rows, vals, r, e, q, theta, group, lam, mu,
+                     alpha, noise, scale)
+        return
+    for l in range(start, stop):
+        _numpy_block(l, l + 1, indptr, rows, vals, r, e, q, theta, group, lam, mu, alpha,
+                     noise[l - start:l - start + 1], scale)
