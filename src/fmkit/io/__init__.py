@@ -241,10 +241,22 @@ def read(
     FormatError
         Bytes that are not the format, with file, record or line, and byte offset.
     """
+    guess = False
+    if zero_based is None:
+        files = channels.list_files(uri)
+        # a channel of libsvm files only is read once with keys as written, and the base
+        # guessed from the rows in memory, rather than scanned twice
+        guess = all(file_format(f, format, content_type) == "libsvm" for f in files)
     batches = list(iter_channel(uri, format=format, content_type=content_type, rank=0,
                                  world_size=1, distribution="FullyReplicated",
-                                 require_labels=require_labels, zero_based=zero_based))
-    return concat(batches) if batches else SparseBatch.from_arrays([], [0], [])
+                                 require_labels=require_labels,
+                                 zero_based=True if guess else zero_based))
+    batch = concat(batches) if batches else SparseBatch.from_arrays([], [0], [])
+    if guess and batch.nnz and int(batch.indices.min()) > 0:
+        from fmkit.io import libsvm
+
+        batch = libsvm.shift_keys(batch, False)
+    return batch
 
 
 def iter_batches(

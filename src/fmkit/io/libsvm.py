@@ -5,8 +5,10 @@ scikit-learn's ``load_svmlight_file`` guesses); ``qid:N`` tokens and ``#`` comme
 ignored, blank lines skipped. The writer emits 1-based keys, the libsvm convention, so a
 file fmkit writes is read back the same way by the guess.
 
-A block of lines is parsed at once: ':' count per line gives the row lengths, numpy parses
-every number in one call, and a line-by-line pass runs only to name a defect.
+A block of lines is parsed at once, by the one-pass numba kernel (:mod:`.libsvm_kernel`)
+when numba is installed and the block is plain, else by numpy: ':' count per line gives the
+row lengths, numpy parses every number in one call, and a line-by-line pass runs only to name
+a defect. Both give identical arrays.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fmkit.errors import FormatError
+from fmkit.io import libsvm_kernel
 from fmkit.io import text as _text
 from fmkit.sparse import SparseBatch
 
@@ -70,6 +73,16 @@ def parse_lines(lines: _text.Lines, *, source: str) -> tuple[SparseBatch, npt.ND
         A bad label, a token that is not ``index:value``, or a non-integer index; the
         message names ``source``, the line number and its byte offset.
     """
+    fast = libsvm_kernel.parse_block(lines.text)
+    if fast is not None:
+        keys, values, labels, offsets, row_line = fast
+        return SparseBatch(keys, offsets, values, labels), lines.first_line + row_line
+    return parse_lines_numpy(lines, source=source)
+
+
+def parse_lines_numpy(lines: _text.Lines, *, source: str
+                      ) -> tuple[SparseBatch, npt.NDArray[np.int64]]:
+    """:func:`parse_lines` by numpy alone (every block the kernel declines comes here)."""
     body = lines.text
     if b"#" in body:
         body = _COMMENT.sub(b"", body)
