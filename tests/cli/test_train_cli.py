@@ -150,3 +150,29 @@ def test_prepare_real_movielens_matches_notebook_keys(ml100k, tmp_path, capsys):
     train = fio.read(str(tmp_path / "d" / "train"))
     first = (ml100k / "ua.base").read_text().split("\n")[0].split("\t")
     assert train.indices[:2].tolist() == [int(first[0]) - 1, 943 + int(first[1]) - 1]
+
+
+def test_jobs_are_recorded_in_the_registry(prepared, tmp_path, capsys):
+    code, out, err = run(capsys, "train", "--train", str(prepared / "train"), "--model-dir",
+                         str(tmp_path / "m"), "--predictor-type", "regressor", "--epochs", "2",
+                         "--name", "ml-job-1")
+    assert code == 0, err
+    assert json.loads(out)["job_name"] == "ml-job-1"
+    code, out, err = run(capsys, "train", "--train", str(prepared / "train"), "--model-dir",
+                         str(tmp_path / "m2"), "--predictor-type", "binary_classifier",
+                         "--name", "ml-job-2")
+    assert code == 2
+    code, out, err = run(capsys, "train", "--train", str(prepared / "train"), "--model-dir",
+                         str(tmp_path / "m3"), "--predictor-type", "regressor", "--epochs",
+                         "100000", "--max-run-seconds", "1", "--name", "ml-job-3")
+    assert code == 0 and json.loads(out)["status"] == "Stopped"
+    assert (tmp_path / "m3" / "weights.npz").is_file()
+    from fmkit.registry import Registry
+
+    reg = Registry()
+    assert reg.jobs.get("ml-job-1").status == "Completed"
+    failed = reg.jobs.get("ml-job-2")
+    assert failed.status == "Failed" and "0 or 1" in failed.failure_reason
+    assert reg.jobs.get("ml-job-3").status == "Stopped"
+    assert [m.name for m in reg.models.list()] >= ["ml-job-1"]
+    assert len(reg.jobs.epochs("ml-job-1")) == 2

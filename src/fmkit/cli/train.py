@@ -93,26 +93,54 @@ def _find_vocabulary(explicit: Optional[str], train: str) -> Any:
 
 
 def _read_channel(path: str, content_type: Optional[str], name: str, *, stream: bool,
-                  feature_dim: Optional[int]) -> Any:
+                  feature_dim: Optional[int], rank: int = 0, world_size: int = 1,
+                  distribution: str = "FullyReplicated") -> Any:
+    """Read a channel, or this process's shard of it when ``world_size`` > 1.
+
+    ShardedByS3Key gives process r every world_size-th file; FullyReplicated gives it a
+    contiguous row range (in memory) or every world_size-th batch (streamed).
+    """
     import fmkit.io as fio
+    from fmkit.sparse import concat
 
     if stream:
-        return StreamedChannel(path, content_type, feature_dim)
+        return StreamedChannel(path, content_type, feature_dim, rank=rank,
+                               world_size=world_size, distribution=distribution)
+    if world_size > 1 and distribution == "ShardedByS3Key":
+        parts = list(fio.iter_channel(path, content_type=content_type, rank=rank,
+                                      world_size=world_size, distribution=distribution,
+                                      require_labels=True))
+        batch = concat(parts) if parts else None
+        if batch is None or batch.n_rows == 0:
+            raise DataError(f"the {name} channel {path} has no rows in the files of worker "
+                            f"{rank} of {world_size}.")
+        return batch
     batch = fio.read(path, content_type=content_type, require_labels=True)
     if batch.n_rows == 0:
         raise DataError(f"the {name} channel {path} has no rows.")
+    if world_size > 1:
+        start, stop = fio.row_range(batch.n_rows, rank=rank, world_size=world_size)
+        batch = batch.slice(start, stop)
     return batch
 
 
 class StreamedChannel:
-    """A channel read in a stream on every pass (constant memory)."""
+    """A channel read in a stream on every pass (constant memory).
 
-    def __init__(self, uri: str, content_type: Optional[str], feature_dim: Optional[int]) -> None:
+    With ``world_size`` > 1 it yields only this process's share: its files
+    (ShardedByS3Key) or every ``world_size``-th batch starting at ``rank``
+    (FullyReplicated).
+    """
+
+    def __init__(self, uri: str, content_type: Optional[str], feature_dim: Optional[int], *,
+                 rank: int = 0, world_size: int = 1,
+                 distribution: str = "FullyReplicated") -> None:
         import fmkit.io as fio
 
         self.uri = uri
         self.content_type = content_type
         self.feature_dim = feature_dim
+        self.rank, self.world_size, self.distribution = rank, world_size, distribution
         self.n_rows = None
         if feature_dim is None:
             first = next(iter(fio.iter_batches(uri, 1, content_type=content_type)), None)
@@ -123,8 +151,16 @@ class StreamedChannel:
     def iter_batches(self, batch_size: int) -> Any:
         import fmkit.io as fio
 
-        return fio.iter_batches(self.uri, batch_size, content_type=self.content_type,
-                                require_labels=True)
+        by_file = self.world_size > 1 and self.distribution == "ShardedByS3Key"
+        batches = fio.iter_batches(self.uri, batch_size, content_type=self.content_type,
+                                   require_labels=True,
+                                   rank=self.rank if by_file else 0,
+                                   world_size=self.world_size if by_file else 1,
+                                   distribution=self.distribution if by_file
+                                   else "FullyReplicated")
+        if self.world_size == 1 or by_file:
+            return batches
+        return (b for i, b in enumerate(batches) if i % self.world_size == self.rank)
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -235,6 +271,15 @@ def register(app: typer.Typer) -> None:
             None, "--max-run-seconds", help="Stop after this long, keeping the model reached."),
         name: Optional[str] = typer.Option(None, "--name", help="Job name in the registry."),
         progress: bool = typer.Option(sys.stderr.isatty(), "--progress/--no-progress"),
+        instance_count: int = typer.Option(
+            1, "--instance-count", help="Train with this many local worker processes "
+            "(torch.distributed: gloo on CPU, NCCL on CUDA); see docs/distributed.md."),
+        distribution: str = typer.Option(
+            "FullyReplicated", "--distribution", help="How workers share a channel: "
+            "FullyReplicated (row ranges) or ShardedByS3Key (whole files)."),
+        worker_timeout: float = typer.Option(
+            300.0, "--worker-timeout", help="Seconds a worker waits for its peers before the "
+            "job fails (multi-process only)."),
     ) -> None:
         """Train an FM; write the model and metrics.json (SageMaker metric names)."""
         from fmkit.config import FMConfig
@@ -247,13 +292,16 @@ def register(app: typer.Typer) -> None:
         if chosen not in ("sagemaker", "fmkit"):
             raise ConfigError(f"--defaults must be 'sagemaker' or 'fmkit'; got {chosen!r}.")
         config = FMConfig.from_values(values, defaults=chosen)  # type: ignore[arg-type]
-        run_training(
-            config, train=train, test=test, validation=validation, model_dir=model_dir,
+        options = dict(
+            train=train, test=test, validation=validation, model_dir=model_dir,
             content_type=content_type, init_model=init_model, vocabulary=vocabulary,
             groups=groups, sample_weight=sample_weight, stream=stream,
             max_run_seconds=max_run_seconds, name=name, progress=progress,
             channels={"train": train, "test": test, "validation": validation},
+            distribution=distribution,
         )
+        run_distributed(config, options, instance_count=instance_count,
+                        environ=os.environ, timeout_s=worker_timeout)
 
     @app.command("evaluate")
     def evaluate(
@@ -301,6 +349,78 @@ def _local_model(model_dir: str) -> str:
     return tmp
 
 
+def run_distributed(config: Any, options: dict[str, Any], *, instance_count: int = 1,
+                    environ: Optional[Any] = None, timeout_s: float = 300.0) -> Any:
+    """Run :func:`run_training` in one process, under torchrun, or in N local workers.
+
+    Under torchrun (``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` in
+    ``environ``) this process joins that group; with ``instance_count`` > 1 it starts
+    that many local workers (:func:`fmkit.distributed.launch.launch`); otherwise it
+    trains here. Rank 0 writes the model.
+    """
+    from fmkit.distributed.launch import torchrun_env
+
+    distribution = options.get("distribution", "FullyReplicated")
+    if distribution not in ("FullyReplicated", "ShardedByS3Key"):
+        raise ConfigError(f"--distribution must be FullyReplicated or ShardedByS3Key; got "
+                          f"{distribution!r}.")
+    if instance_count < 1:
+        raise ConfigError(f"--instance-count must be >= 1; got {instance_count}.")
+    rdzv = torchrun_env(environ or {})
+    if rdzv is not None and rdzv.world_size > 1:
+        if instance_count != 1:
+            raise ConfigError("--instance-count cannot be used under torchrun; torchrun "
+                              "starts the processes (--nproc-per-node, --nnodes).")
+        from fmkit.distributed import launch as L
+
+        if rdzv.rank > 0:  # rank 0 logs for the job; the others only warn
+            log = logging.getLogger("fmkit")
+            log.setLevel(max(log.getEffectiveLevel(), logging.WARNING))
+        L.init_process_group(rdzv, backend=L.default_backend(config.device),
+                             timeout_s=timeout_s)
+        try:
+            return _train_worker(config, options)
+        finally:
+            L.shutdown_process_group()
+    if instance_count == 1:
+        return run_training(config, **options)
+    if config.solver != "sgd":
+        raise ConfigError(f"--instance-count > 1 needs solver='sgd'; got {config.solver!r}.")
+    from fmkit.distributed.launch import default_backend, launch
+
+    backend = default_backend(config.device)
+    if backend == "nccl":
+        import torch
+
+        if instance_count > torch.cuda.device_count():
+            raise ConfigError(f"--instance-count {instance_count} with device cuda needs one GPU "
+                              f"per worker; this machine has {torch.cuda.device_count()}. Use "
+                              "fewer workers or --device cpu.")
+    printed = launch(_train_worker, (config, options, True), nprocs=instance_count,
+                     backend=backend, timeout_s=timeout_s,
+                     log_level=logging.getLogger("fmkit").getEffectiveLevel())
+    if printed:
+        sys.stdout.write(printed)
+    return None
+
+
+def _train_worker(config: Any, options: dict[str, Any], capture: bool = False) -> str | None:
+    """One process of a multi-process job (the process group is already initialised).
+
+    With ``capture``, rank 0's summary is returned instead of printed, for the launching
+    process to print on its own stdout.
+    """
+    import contextlib
+    import io
+
+    from fmkit.distributed.strategy import DistributedStrategy
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out) if capture else contextlib.nullcontext():
+        run_training(config, **options, strategy=DistributedStrategy())
+    return out.getvalue() if capture else None
+
+
 def run_training(config: Any, *, train: str, model_dir: str, test: Optional[str] = None,
                  validation: Optional[str] = None, content_type: Optional[str] = None,
                  init_model: Optional[str] = None, vocabulary: Optional[str] = None,
@@ -308,24 +428,78 @@ def run_training(config: Any, *, train: str, model_dir: str, test: Optional[str]
                  stream: bool = False, max_run_seconds: Optional[float] = None,
                  name: Optional[str] = None, progress: bool = False,
                  channels: Optional[dict[str, Any]] = None, strategy: Any = None,
-                 callbacks: Optional[list[Any]] = None) -> Any:
-    """Read the channels, train, save; shared by ``fmkit train`` and the container entry."""
+                 callbacks: Optional[list[Any]] = None,
+                 distribution: str = "FullyReplicated") -> Any:
+    """Read the channels, train, save and record the job; shared by ``fmkit train``, the
+    workers of a multi-process job and the container entry.
+
+    Rank 0 records the job in the registry (``fmkit jobs``: InProgress, then Completed,
+    Stopped or Failed with the reason; ``fmkit jobs stop NAME`` stops it after the epoch),
+    registers the model under the job's name and prints a JSON summary. With a
+    multi-process ``strategy`` each process reads its shard of every channel
+    (``distribution``: FullyReplicated row ranges or ShardedByS3Key files).
+    """
+    args = dict(train=train, model_dir=model_dir, test=test, validation=validation,
+                content_type=content_type, init_model=init_model, vocabulary=vocabulary,
+                groups=groups, sample_weight=sample_weight, stream=stream,
+                max_run_seconds=max_run_seconds, name=name, progress=progress,
+                channels=channels, strategy=strategy, callbacks=callbacks,
+                distribution=distribution)
+    if strategy is not None and not strategy.is_main:
+        return _fit_and_save(config, None, **args)
+    from fmkit.registry import Registry
+
+    started = time.time()
+    registry = Registry()
+    channels = channels or {"train": train, "test": test, "validation": validation}
+    with registry.track_training_job(name, hyperparameters=config.to_dict(),
+                                     channels={k: v for k, v in channels.items() if v},
+                                     model_dir=model_dir) as job:
+        result = _fit_and_save(config, job, **args)
+    registry.register_model(job.name, model_dir, job_name=job.name, metrics=result.metrics,
+                            predictor_type=config.predictor_type, replace=True)
+    summary = {"job_name": job.name, "status": result.status, "model_dir": model_dir,
+               "seconds": round(time.time() - started, 3), **result.metrics}
+    if result.stop_reason:
+        summary["stop_reason"] = result.stop_reason
+    print(json.dumps(summary, indent=2))
+    if result.stop_reason and "Ctrl-C" in result.stop_reason:
+        raise typer.Exit(130)
+    return result
+
+
+def _fit_and_save(config: Any, job: Any, *, train: str, model_dir: str, test: Optional[str] = None,
+                 validation: Optional[str] = None, content_type: Optional[str] = None,
+                 init_model: Optional[str] = None, vocabulary: Optional[str] = None,
+                 groups: Optional[str] = None, sample_weight: Optional[Path] = None,
+                 stream: bool = False, max_run_seconds: Optional[float] = None,
+                 name: Optional[str] = None, progress: bool = False,
+                 channels: Optional[dict[str, Any]] = None, strategy: Any = None,
+                 callbacks: Optional[list[Any]] = None,
+                 distribution: str = "FullyReplicated") -> Any:
+    """Read this process's channels, train, and (rank 0) save the model; see run_training."""
     import numpy as np
 
     from fmkit.artifact import load
     from fmkit.engine.trainer import fit
 
-    started = time.time()
     fd = config.feature_dim
-    train_data = _read_channel(train, content_type, "train", stream=stream, feature_dim=fd)
+    rank = 0 if strategy is None else strategy.rank
+    world = 1 if strategy is None else strategy.world_size
+    shard = dict(rank=rank, world_size=world, distribution=distribution)
+    train_data = _read_channel(train, content_type, "train", stream=stream, feature_dim=fd,
+                               **shard)
     test_data = (None if test is None else
-                 _read_channel(test, content_type, "test", stream=stream, feature_dim=fd))
+                 _read_channel(test, content_type, "test", stream=stream, feature_dim=fd,
+                               **shard))
     val_data = (None if validation is None else
                 _read_channel(validation, content_type, "validation", stream=stream,
-                              feature_dim=fd))
+                              feature_dim=fd, **shard))
     if sample_weight is not None:
         if stream:
             raise ConfigError("--sample-weight needs the train channel in memory; drop --stream.")
+        if world > 1:
+            raise ConfigError("--sample-weight is not supported with several processes yet.")
         try:
             weights = np.loadtxt(sample_weight, dtype=np.float32, ndmin=1)
         except (OSError, ValueError) as exc:
@@ -338,17 +512,19 @@ def run_training(config: Any, *, train: str, model_dir: str, test: Optional[str]
 
         group_ids = read_groups(groups)
     init = load(_local_model(init_model)) if init_model else None
+    callbacks = list(callbacks or [])
+    if job is not None:
+        from fmkit.registry import RegistryCallback
+
+        callbacks.append(RegistryCallback(job))
     result = fit(config, train_data, test=test_data, validation=val_data, vocabulary=vocab,
                  init=init, max_run_seconds=max_run_seconds, progress=progress,
                  groups=group_ids, strategy=strategy, callbacks=callbacks)
     if strategy is not None and not strategy.is_main:
         return result
     save_model(result, model_dir)
-    summary = {"status": result.status, "model_dir": model_dir,
-               "seconds": round(time.time() - started, 3), **result.metrics}
-    if result.stop_reason:
-        summary["stop_reason"] = result.stop_reason
-    print(json.dumps(summary, indent=2))
-    if result.stop_reason and "Ctrl-C" in result.stop_reason:
-        raise typer.Exit(130)
+    if job is not None:
+        job.complete(metrics=result.metrics, artifact=model_dir, status=result.status,
+                     best_epoch=result.best_epoch,
+                     failure_reason=result.stop_reason if result.status != "Completed" else None)
     return result

@@ -9,8 +9,10 @@ applies the same update (synchronous data parallelism).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from fmkit.engine.optim import sum_by_key
@@ -41,6 +43,10 @@ class Strategy(Protocol):
 
     def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
         """Make every process hold rank 0's ``tensor`` (in place) and return it."""
+        ...
+
+    def gather_rows(self, arrays: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Concatenate each 1-D array over processes in rank order; None stays None."""
         ...
 
 
@@ -76,3 +82,6 @@ class LocalStrategy:
 
     def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
+
+    def gather_rows(self, arrays: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        return list(arrays)

@@ -115,6 +115,7 @@ class Trainer:
         strategy: Strategy | None = None,
         init: Artifact | None = None,
         label_mean: float | None = None,
+        fused: bool | None = None,
     ) -> None:
         self.config = config
         self.feature_dim = feature_dim
@@ -149,10 +150,32 @@ class Trainer:
             params["linear"] = self.model.w
         self.optimizer = RowSparseOptimizer(params, config)
         self.rng = np.random.default_rng(config.seed + 1000003 * self.strategy.rank)
+        # uniform one-hot rows on CUDA take the fused step (engine/fused.py); same updates
+        from fmkit.engine.fused import TrainerFastPath
+
+        self.fast_path = TrainerFastPath.create(config, self.model, self.optimizer,
+                                                world_size=self.strategy.world_size,
+                                                force=fused)
+        # on the CPU, one process: the fused numba step (engine/cpu_kernel.py); same updates
+        self.cpu_kernel = None
+        if self.fast_path is None and fused is not False:
+            from fmkit.engine.cpu_kernel import CpuKernelPath
+
+            self.cpu_kernel = CpuKernelPath.create(config, self.model, self.optimizer,
+                                                   device=self.device,
+                                                   world_size=self.strategy.world_size)
 
     # --------------------------------------------------------------------- one step
     def step(self, batch: SparseBatch, rescale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on one mini-batch; return (logits, per-row loss) for running metrics."""
+        if self.fast_path is not None and (rescale is None
+                                           or abs(rescale * batch.n_rows - 1.0) < 1e-9):
+            out = self.fast_path.step(batch, self.device)
+            if out is not None:
+                return out
+        if self.cpu_kernel is not None and (rescale is None
+                                            or abs(rescale * batch.n_rows - 1.0) < 1e-9):
+            return self.cpu_kernel.step(batch)
         cfg = self.config
         db = to_device(batch, self.device)
         y, xv, s = self.model.forward(db)
@@ -186,6 +209,8 @@ class Trainer:
             out.append(scores(self.config.predictor_type, y).cpu().numpy())
             labels.append(chunk.labels)
             weights.append(chunk.weights)
+        if not out:  # an empty shard of a multi-process job
+            return np.zeros(0, np.float32), np.zeros(0, np.float32), None
         w = None if any(x is None for x in weights) else np.concatenate(weights)
         return np.concatenate(out), np.concatenate(labels), w
 
@@ -226,6 +251,7 @@ def fit(
     strategy: Strategy | None = None,
     groups: np.ndarray | None = None,
     host: str = "algo-1",
+    fused: bool | None = None,
 ) -> TrainResult:
     """Train an FM and return the artifact, history and SageMaker-named metrics.
 
@@ -253,6 +279,9 @@ def fit(
         Multi-process execution (``fmkit.distributed``); a single process by default.
     groups : int array (feature_dim,), optional
         Field of every key, for the Bayesian solver's priors.
+    fused : bool, optional
+        Whether to use a fused step (numba on the CPU, the fused CUDA step on uniform rows)
+        where it applies; None lets the trainer decide, False forces the plain torch step.
     """
     feature_dim = _feature_dim(config, [train, test, validation])
     if strategy is not None and strategy.world_size > 1 and config.feature_dim is None:
@@ -275,7 +304,8 @@ def fit(
             total = strategy.all_reduce_sum(
                 torch.tensor([label_mean * wsum, wsum], dtype=torch.float64))
             label_mean = float(total[0] / total[1]) if float(total[1]) > 0 else label_mean
-    trainer = Trainer(config, feature_dim, strategy=strategy, init=init, label_mean=label_mean)
+    trainer = Trainer(config, feature_dim, strategy=strategy, init=init, label_mean=label_mean,
+                      fused=fused)
     main = strategy.is_main
     if main:
         logger.info("merged configuration: %s", config.to_dict())
@@ -293,82 +323,81 @@ def fit(
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         tqdm = None  # type: ignore[assignment]
-    for epoch in range(config.epochs):
-        t0 = time.perf_counter()
-        ys, ts, ws = [], [], []
-        bar = (tqdm(total=n_rows, desc=f"epoch {epoch + 1}/{config.epochs}", unit="rows",
-                    leave=False, dynamic_ncols=True)
-               if progress and main and tqdm is not None else None)
-        interrupted = False
-        epoch_rows = 0
-        try:
-            sync = _StepSync(strategy, epoch, feature_dim)
-            for b, (batch, global_rows) in enumerate(sync.batches(
-                    epoch_batches(train, config.mini_batch_size, shuffle=config.shuffle,
-                                  rng=trainer.rng),
-                    stop=lambda: max_run_seconds is not None
-                    and time.perf_counter() - started > max_run_seconds)):
-                y, loss = trainer.step(batch, rescale=1.0 / global_rows)
-                sync.check_finite(loss, b)
-                if batch.n_rows:
-                    ys.append(y.cpu().numpy())
-                    ts.append(batch.labels)
-                    ws.append(batch.weights)
-                rows_total += global_rows
-                epoch_rows += global_rows
+    try:  # Ctrl-C anywhere in the loop keeps the parameters reached (a consistent model)
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            ys, ts, ws = [], [], []
+            bar = (tqdm(total=n_rows, desc=f"epoch {epoch + 1}/{config.epochs}", unit="rows",
+                        leave=False, dynamic_ncols=True)
+                   if progress and main and tqdm is not None else None)
+            epoch_rows = 0
+            try:
+                sync = _StepSync(strategy, epoch, feature_dim)
+                for b, (batch, global_rows) in enumerate(sync.batches(
+                        epoch_batches(train, config.mini_batch_size, shuffle=config.shuffle,
+                                      rng=trainer.rng),
+                        stop=lambda: max_run_seconds is not None
+                        and time.perf_counter() - started > max_run_seconds)):
+                    y, loss = trainer.step(batch, rescale=1.0 / global_rows)
+                    sync.check_finite(loss, b)
+                    if batch.n_rows:
+                        ys.append(y.cpu().numpy())
+                        ts.append(batch.labels)
+                        ws.append(batch.weights)
+                    rows_total += global_rows
+                    epoch_rows += global_rows
+                    if bar is not None:
+                        bar.update(batch.n_rows)
+                    if main and batch.n_rows and (b == 0 or (interval and b % interval == 0)):
+                        _log_batch(config, host, epoch, b, ys[-1], batch.labels)
+                if sync.stopped:
+                    status, stop_reason = "Stopped", f"max_run_seconds={max_run_seconds:g} reached"
+            finally:
                 if bar is not None:
-                    bar.update(batch.n_rows)
-                if main and batch.n_rows and (b == 0 or (interval and b % interval == 0)):
-                    _log_batch(config, host, epoch, b, ys[-1], batch.labels)
-            if sync.stopped:
-                status, stop_reason = "Stopped", f"max_run_seconds={max_run_seconds:g} reached"
-        except KeyboardInterrupt:
-            interrupted = True
-            status, stop_reason = "Stopped", "interrupted (Ctrl-C)"
-        finally:
-            if bar is not None:
-                bar.close()
-        if epoch_rows == 0:
-            break
-        seconds = time.perf_counter() - t0
-        y_all = np.concatenate(ys) if ys else np.zeros(0, np.float32)
-        t_all = np.concatenate(ts) if ts else np.zeros(0, np.float32)
-        w_all = None if any(w is None for w in ws) else (
-            np.concatenate(ws) if ws else np.zeros(0, np.float32))
-        y_all, t_all, w_all = strategy.gather_rows([y_all, t_all, w_all])
-        s_all = y_all if config.predictor_type == "regressor" else 1 / (1 + np.exp(-y_all))
-        logs: dict[str, float] = {"epoch": float(epoch)}
-        logs.update(M.compute_metrics(config.predictor_type, t_all, s_all,
-                                      weights=w_all, prefix="train"))
-        rows = float(epoch_rows)
-        logs["rows_per_s"] = rows / seconds if seconds > 0 else float("nan")
-        logs["seconds"] = seconds
-        if validation is not None:
-            logs.update(trainer.evaluate(validation, "validation"))
-        last_epoch = epoch
-        history.append(logs)
-        if main:
-            _log_epoch(config, host, epoch, logs)
-        if patience and es_name in logs:
-            value = logs[es_name]
-            if best is None or value < best[0]:
-                best = (value, epoch, trainer.snapshot())
-            elif epoch - best[1] >= patience:
-                status, stop_reason = "Completed", f"early stopping at epoch {epoch}"
-                if main:
-                    logger.info("early stopping: %s has not improved for %d epochs; keeping "
-                                "epoch %d", es_name, patience, best[1])
+                    bar.close()
+            if epoch_rows == 0:
                 break
-        stop = False
-        for cb in callbacks or ():
-            stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
-        if strategy.world_size > 1:  # every process must leave the loop at the same epoch
-            stop = bool(strategy.all_reduce_sum(torch.tensor([float(stop)])).item() > 0)
-        if interrupted or status == "Stopped":
-            break
-        if stop:
-            status, stop_reason = "Stopped", "stopped by a callback"
-            break
+            seconds = time.perf_counter() - t0
+            y_all = np.concatenate(ys) if ys else np.zeros(0, np.float32)
+            t_all = np.concatenate(ts) if ts else np.zeros(0, np.float32)
+            w_all = None if any(w is None for w in ws) else (
+                np.concatenate(ws) if ws else np.zeros(0, np.float32))
+            y_all, t_all, w_all = strategy.gather_rows([y_all, t_all, w_all])
+            s_all = y_all if config.predictor_type == "regressor" else 1 / (1 + np.exp(-y_all))
+            logs: dict[str, float] = {"epoch": float(epoch)}
+            logs.update(M.compute_metrics(config.predictor_type, t_all, s_all,
+                                          weights=w_all, prefix="train"))
+            rows = float(epoch_rows)
+            logs["rows_per_s"] = rows / seconds if seconds > 0 else float("nan")
+            logs["seconds"] = seconds
+            if validation is not None:
+                logs.update(trainer.evaluate(validation, "validation"))
+            last_epoch = epoch
+            history.append(logs)
+            if main:
+                _log_epoch(config, host, epoch, logs)
+            if patience and es_name in logs:
+                value = logs[es_name]
+                if best is None or value < best[0]:
+                    best = (value, epoch, trainer.snapshot())
+                elif epoch - best[1] >= patience:
+                    status, stop_reason = "Completed", f"early stopping at epoch {epoch}"
+                    if main:
+                        logger.info("early stopping: %s has not improved for %d epochs; keeping "
+                                    "epoch %d", es_name, patience, best[1])
+                    break
+            stop = False
+            for cb in callbacks or ():
+                stop = bool(cb.on_epoch_end(epoch, dict(logs))) or stop
+            if strategy.world_size > 1:  # every process must leave the loop at the same epoch
+                stop = bool(strategy.all_reduce_sum(torch.tensor([float(stop)])).item() > 0)
+            if status == "Stopped":
+                break
+            if stop:
+                status, stop_reason = "Stopped", "stopped by a callback"
+                break
+    except KeyboardInterrupt:
+        status, stop_reason = "Stopped", "interrupted (Ctrl-C)"
     if last_epoch < 0 and status == "Stopped":
         logger.warning("stopped before the first epoch finished; keeping the parameters reached")
     best_epoch = last_epoch

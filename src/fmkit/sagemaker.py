@@ -1,0 +1,473 @@
+"""The SageMaker training container contract: ``train`` reads /opt/ml, writes /opt/ml/model.
+
+A bring-your-own SageMaker training container runs the ``train`` command (the console entry
+point :func:`train_main`). It reads
+
+- ``input/config/hyperparameters.json``: SageMaker FM hyperparameters, all strings, over
+  SageMaker's defaults (``feature_dim``, ``num_factors``, ``predictor_type`` required);
+- ``input/config/inputdataconfig.json``: the channels (``train`` required, ``test``
+  optional, others ignored with a warning), each File/FastFile mode (files under
+  ``input/data/<channel>/``) or Pipe mode (FIFO ``input/data/<channel>_<epoch>``, a new
+  one per pass);
+- ``input/config/resourceconfig.json``: the hosts; with several, the hosts train
+  together (one process per host, torch.distributed over the first host), each on its own
+  data (ShardedByS3Key) or on its row range of a replicated channel (FullyReplicated);
+
+and writes ``model/model_algo-1`` in SageMaker's format (loadable by SageMaker's own FM
+server and by ``fmkit serve``) with fmkit's model files (metadata.json, weights.npz,
+metrics.json) next to it. On failure it writes ``output/failure`` (``ClientError: ...`` for
+bad hyperparameters or data, exit 2; ``AlgorithmError: ...`` for anything else, exit 1).
+
+Every path sits under a root, ``/opt/ml`` unless ``FMKIT_SM_ROOT`` says otherwise, so the
+same entry point runs outside a container. See docs/container.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fmkit.errors import ConfigError, DataError, FMError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "/opt/ml"
+ROOT_ENV = "FMKIT_SM_ROOT"
+# rendezvous of a multi-host job: the first host listens on this port
+PORT_ENV = "FMKIT_SM_PORT"
+MASTER_ENV = "FMKIT_SM_MASTER_ADDR"  # overrides the first host's name (tests, odd DNS)
+DEFAULT_PORT = 7777
+DEFAULT_CONTENT_TYPE = "application/x-recordio-protobuf"
+CHANNELS = ("train", "test")
+MODES = ("File", "FastFile", "Pipe")
+FAILURE_CHARS = 1024
+EXIT_CLIENT_ERROR = 2
+EXIT_ALGORITHM_ERROR = 1
+
+
+@dataclass(frozen=True)
+class ContainerPaths:
+    """Every path of the contract under one root (``/opt/ml`` in a container)."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ContainerPaths:
+        return cls(Path(environ.get(ROOT_ENV) or DEFAULT_ROOT))
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "input" / "config"
+
+    @property
+    def hyperparameters(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "input" / "data"
+
+    def channel_dir(self, name: str) -> Path:
+        return self.data_dir / name
+
+    def fifo(self, name: str, epoch: int) -> Path:
+        """Pipe mode: the FIFO of channel ``name`` for pass ``epoch`` (0, 1, ...)."""
+        return self.data_dir / f"{name}_{epoch}"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.root / "output" / "data"
+
+    @property
+    def failure(self) -> Path:
+        return self.root / "output" / "failure"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One entry of inputdataconfig.json."""
+
+    name: str
+    mode: str = "File"
+    content_type: str | None = None
+    distribution: str = "FullyReplicated"
+    record_wrapper: str = "None"
+
+    @property
+    def format(self) -> str:
+        """The data format: from the content type, else recordIO-protobuf (SageMaker's)."""
+        from fmkit.io import registry
+
+        return registry.from_content_type(self.content_type or DEFAULT_CONTENT_TYPE)
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """resourceconfig.json: this host and all hosts of the job."""
+
+    current_host: str = "algo-1"
+    hosts: tuple[str, ...] = ("algo-1",)
+    network_interface_name: str | None = None
+
+    @property
+    def rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.hosts)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror or exc}.") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: the {what} is not valid JSON: {exc}.") from None
+
+
+def read_hyperparameters(paths: ContainerPaths) -> dict[str, Any]:
+    """Return hyperparameters.json as a dict (empty when the file is absent).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable, not JSON, or not a flat object.
+    """
+    if not paths.hyperparameters.is_file():
+        return {}
+    data = _read_json(paths.hyperparameters, "hyperparameters")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{paths.hyperparameters}: expected a JSON object of name -> value "
+                          f"strings; got {type(data).__name__}.")
+    return data
+
+
+def load_config(values: Mapping[str, Any]) -> Any:
+    """Merge ``values`` over SageMaker's defaults; feature_dim is required as in SageMaker.
+
+    Raises
+    ------
+    ConfigError
+        A required hyperparameter is missing or a value is invalid.
+    """
+    from fmkit.config import FMConfig
+
+    missing = [n for n in ("feature_dim", "num_factors", "predictor_type")
+               if values.get(n) in (None, "")]
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        raise ConfigError(f"No value(s) were specified for {names} which are required "
+                          "hyperparameter(s).")
+    return FMConfig.from_values(dict(values), defaults="sagemaker")
+
+
+def read_input_config(paths: ContainerPaths) -> dict[str, Channel]:
+    """Return the channels of inputdataconfig.json; without the file, the folders present.
+
+    Raises
+    ------
+    ConfigError
+        Bad JSON, an unknown TrainingInputMode or S3DistributionType.
+    """
+    if not paths.input_data_config.is_file():
+        found = sorted(p.name for p in paths.data_dir.iterdir()) if paths.data_dir.is_dir() else []
+        return {name: Channel(name) for name in found if (paths.data_dir / name).is_dir()}
+    data = _read_json(paths.input_data_config, "input data configuration")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{paths.input_data_config}: expected an object of channel -> "
+                          "settings.")
+    channels = {}
+    for name, spec in data.items():
+        spec = spec if isinstance(spec, dict) else {}
+        mode = spec.get("TrainingInputMode", "File")
+        if mode not in MODES:
+            raise ConfigError(f"{paths.input_data_config}: channel {name!r} has "
+                              f"TrainingInputMode {mode!r}; expected File, FastFile or Pipe.")
+        dist = spec.get("S3DistributionType", "FullyReplicated")
+        if dist not in ("FullyReplicated", "ShardedByS3Key"):
+            raise ConfigError(f"{paths.input_data_config}: channel {name!r} has "
+                              f"S3DistributionType {dist!r}; expected FullyReplicated or "
+                              "ShardedByS3Key.")
+        channels[name] = Channel(name, mode, spec.get("ContentType") or None, dist,
+                                 spec.get("RecordWrapperType", "None") or "None")
+    return channels
+
+
+def read_resource_config(paths: ContainerPaths) -> ResourceConfig:
+    """Return resourceconfig.json; a missing file means one host, ``algo-1``.
+
+    Raises
+    ------
+    ConfigError
+        current_host is not among hosts, or the file is malformed.
+    """
+    if not paths.resource_config.is_file():
+        return ResourceConfig()
+    data = _read_json(paths.resource_config, "resource configuration")
+    hosts = data.get("hosts") if isinstance(data, dict) else None
+    current = data.get("current_host") if isinstance(data, dict) else None
+    if not isinstance(hosts, list) or not hosts or not isinstance(current, str):
+        raise ConfigError(f"{paths.resource_config}: expected {{\"current_host\": str, "
+                          "\"hosts\": [str, ...]}}.")
+    if current not in hosts:
+        raise ConfigError(f"{paths.resource_config}: current_host {current!r} is not in hosts "
+                          f"{hosts}.")
+    return ResourceConfig(current, tuple(str(h) for h in hosts),
+                          data.get("network_interface_name"))
+
+
+class PipeChannel:
+    """A Pipe-mode channel: pass N reads the FIFO ``<channel>_<N>`` from start to end.
+
+    With ``world_size`` > 1 and a FullyReplicated channel, this host keeps every
+    ``world_size``-th batch starting at ``rank``.
+    """
+
+    def __init__(self, paths: ContainerPaths, channel: Channel, feature_dim: int | None, *,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.paths = paths
+        self.channel = channel
+        self.feature_dim = feature_dim
+        self.n_rows = None
+        self.rank, self.world_size = rank, world_size
+        self.passes = 0
+
+    def iter_batches(self, batch_size: int) -> Iterator[Any]:
+        from fmkit.io import iter_stream
+        from fmkit.sparse import concat
+
+        fifo = self.paths.fifo(self.channel.name, self.passes)
+        self.passes += 1
+        if not fifo.exists():
+            raise DataError(f"Pipe mode: {fifo} does not exist; SageMaker creates "
+                            f"{self.channel.name}_<epoch> for every pass.")
+        keep_every = self.world_size if self.channel.distribution == "FullyReplicated" else 1
+        pending: list[Any] = []
+        count = 0
+        index = 0
+        with open(fifo, "rb") as stream:
+            for chunk in iter_stream(stream, format=self.channel.format, source=str(fifo),
+                                     require_labels=True):
+                if chunk.n_rows == 0:
+                    continue
+                pending.append(chunk)
+                count += chunk.n_rows
+                while count >= batch_size:
+                    whole = concat(pending)
+                    batch, rest = whole.slice(0, batch_size), whole.slice(batch_size, count)
+                    pending, count = ([rest] if rest.n_rows else []), rest.n_rows
+                    if index % keep_every == self.rank % keep_every:
+                        yield batch
+                    index += 1
+        if count and index % keep_every == self.rank % keep_every:
+            yield concat(pending)
+
+
+def _file_channel(paths: ContainerPaths, channel: Channel, *, rank: int, world_size: int
+                  ) -> Any:
+    """Read a File-mode channel into memory; this host's row range if it is replicated."""
+    import fmkit.io as fio
+
+    folder = paths.channel_dir(channel.name)
+    if not folder.is_dir():
+        raise DataError(f"channel {channel.name!r}: {folder} does not exist.")
+    content_type = channel.content_type
+    batch = fio.read(str(folder), content_type=content_type, require_labels=True)
+    if batch.n_rows == 0:
+        raise DataError(f"channel {channel.name!r}: {folder} has no rows.")
+    if world_size > 1 and channel.distribution == "FullyReplicated":
+        start, stop = fio.row_range(batch.n_rows, rank=rank, world_size=world_size)
+        batch = batch.slice(start, stop)
+    return batch
+
+
+def open_channel(paths: ContainerPaths, channel: Channel, feature_dim: int | None, *,
+                 rank: int = 0, world_size: int = 1) -> Any:
+    """Return a channel as the trainer takes it: a SparseBatch (File) or a stream (Pipe)."""
+    if channel.mode == "Pipe":
+        return PipeChannel(paths, channel, feature_dim, rank=rank, world_size=world_size)
+    return _file_channel(paths, channel, rank=rank, world_size=world_size)
+
+
+def save_model(result: Any, model_dir: Path) -> None:
+    """Write ``model_algo-1`` (SageMaker's format) and fmkit's files into ``model_dir``.
+
+    Files are written under a hidden temporary folder inside ``model_dir`` and renamed
+    into place one by one (``model_dir`` itself may be a mount point).
+    """
+    from fmkit.artifact import save
+    from fmkit.io import sagemaker_model
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".fmkit-tmp-", dir=model_dir))
+    try:
+        save(result.artifact, tmp / "fmkit")
+        (tmp / "fmkit" / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+        for item in sorted((tmp / "fmkit").iterdir()):
+            os.replace(item, model_dir / item.name)
+        sagemaker_model.write(result.artifact, model_dir / "model_algo-1")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_failure(paths: ContainerPaths, exc: BaseException) -> int:
+    """Write ``output/failure`` for ``exc``; return the exit code (2 client, 1 algorithm)."""
+    client = isinstance(exc, FMError) and not _is_algorithm_error(exc)
+    kind = "ClientError" if client else "AlgorithmError"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not client:
+        text = f"{type(exc).__name__}: {text}"
+    message = f"{kind}: {text}"
+    try:
+        paths.failure.parent.mkdir(parents=True, exist_ok=True)
+        tmp = paths.failure.with_name(".failure.tmp")
+        tmp.write_text(message[:FAILURE_CHARS * 4] + "\n")
+        os.replace(tmp, paths.failure)
+    except OSError as err:
+        logger.error("cannot write %s: %s", paths.failure, err)
+    logger.error("%s", message)
+    return EXIT_CLIENT_ERROR if client else EXIT_ALGORITHM_ERROR
+
+
+def _is_algorithm_error(exc: BaseException) -> bool:
+    from fmkit.errors import WorkerError
+
+    return isinstance(exc, WorkerError)  # a crashed worker is ours, not the user's
+
+
+def run(paths: ContainerPaths, environ: Mapping[str, str]) -> Any:
+    """Train as the contract says; return the TrainResult (None on hosts other than the first).
+
+    Raises
+    ------
+    FMError
+        Bad hyperparameters, channels or data (reported as ClientError).
+    """
+    config = load_config(read_hyperparameters(paths))
+    logger.info("merged configuration (SageMaker defaults + hyperparameters.json): %s",
+                config.to_sagemaker_strings())
+    channels = read_input_config(paths)
+    for name in channels:
+        if name not in CHANNELS:
+            logger.warning("ignoring channel %r: Factorization Machines reads 'train' and "
+                           "'test' only.", name)
+    if "train" not in channels:
+        raise DataError(f"the 'train' channel is required; {paths.input_data_config} lists "
+                        f"{sorted(channels) or 'no channels'}.")
+    resources = read_resource_config(paths)
+    rank, world = resources.rank, resources.world_size
+    strategy = None
+    if world > 1:
+        strategy = _join_hosts(resources, environ, config.device)
+        logger.info("host %s is worker %d of %d", resources.current_host, rank, world)
+    train = open_channel(paths, channels["train"], config.feature_dim, rank=rank,
+                         world_size=world)
+    test = (open_channel(paths, channels["test"], config.feature_dim, rank=rank,
+                         world_size=world) if "test" in channels else None)
+    from fmkit.engine.trainer import fit
+
+    try:
+        result = fit(config, train, test=test, strategy=strategy, host=resources.current_host)
+        if strategy is None or strategy.is_main:
+            save_model(result, paths.model_dir)
+    finally:
+        if strategy is not None:
+            from fmkit.distributed.launch import shutdown_process_group
+
+            shutdown_process_group()
+    return result if strategy is None or strategy.is_main else None
+
+
+def _join_hosts(resources: ResourceConfig, environ: Mapping[str, str], device: str) -> Any:
+    from fmkit.distributed.launch import Rendezvous, default_backend, init_process_group
+    from fmkit.distributed.strategy import DistributedStrategy
+
+    try:
+        port = int(environ.get(PORT_ENV, DEFAULT_PORT))
+    except ValueError:
+        raise ConfigError(f"{PORT_ENV} must be an integer port; got "
+                          f"{environ.get(PORT_ENV)!r}.") from None
+    master = environ.get(MASTER_ENV) or resources.hosts[0]
+    init_process_group(Rendezvous(resources.rank, resources.world_size, master, port),
+                       backend=default_backend(device))
+    return DistributedStrategy()
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever sys.stdout is at the time of the record (SageMaker reads stdout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _configure_logging() -> None:
+    """The entry point owns the process: fmkit's log lines go to stdout, one per line."""
+    log = logging.getLogger("fmkit")
+    log.handlers[:] = [_StdoutHandler()]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def train_main(environ: Mapping[str, str] | None = None) -> None:
+    """The container's ``train`` command: train, then exit 0, 1 (AlgorithmError) or 2.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Environment (``os.environ`` by default): ``FMKIT_SM_ROOT`` moves /opt/ml;
+        ``FMKIT_SM_PORT`` and ``FMKIT_SM_MASTER_ADDR`` set a multi-host rendezvous.
+    """
+    env = os.environ if environ is None else environ
+    log = logging.getLogger("fmkit")
+    saved = (list(log.handlers), log.level, log.propagate)
+    _configure_logging()
+    paths = ContainerPaths.from_env(env)
+    started = time.time()
+    try:
+        try:
+            run(paths, env)
+        except BaseException as exc:  # every failure ends in the failure file and an exit code
+            if isinstance(exc, SystemExit) and not exc.code:
+                raise
+            if isinstance(exc, KeyboardInterrupt):
+                exc = FMError("training was interrupted (SIGINT).")
+            logger.debug("training failed", exc_info=True)
+            raise SystemExit(write_failure(paths, exc)) from None
+        logger.info("training finished in %.1f s; model written to %s",
+                    time.time() - started, paths.model_dir)
+    finally:  # an in-process caller (tests, notebooks) gets its logging back
+        log.handlers[:], log.propagate = saved[0], saved[2]
+        log.setLevel(saved[1])
+    raise SystemExit(0)
