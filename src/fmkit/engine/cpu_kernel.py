@@ -163,9 +163,13 @@ def _fm_step(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
 
 
 if numba is not None:
-    _update_row = numba.njit(cache=True, fastmath=True)(_update_row)  # type: ignore[assignment]
-    _fm_step = numba.njit(cache=True, fastmath=True, parallel=True)(  # type: ignore[assignment]
-        _fm_step)
+    # reassociation lets the K-loops vectorise; NaN and inf stay honest (no nnan/ninf), so a
+    # diverging run still produces a non-finite loss that the trainer reports
+    _FAST = {"contract", "arcp", "reassoc", "nsz", "afn"}
+    _update_row = numba.njit(cache=True, fastmath=_FAST,  # type: ignore[assignment]
+                             error_model="numpy")(_update_row)
+    _fm_step = numba.njit(cache=True, fastmath=_FAST, parallel=True,  # type: ignore[assignment]
+                          error_model="numpy")(_fm_step)
 
 
 class CpuKernelPath:

@@ -1,0 +1,236 @@
+"""Recommender: all-items scores equal the predictor's, exclusions, filters, cold start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fmkit.errors import DataError
+from fmkit.features.vocabulary import Vocabulary
+from fmkit.inference.predictor import Predictor
+from fmkit.inference.recommend import POPULARITY, SIDE_FEATURES, Recommender, top_k
+from inference.toy import ITEMS, USERS, make_artifact, pair_rows
+
+KINDS = [
+    pytest.param(dict(predictor_type="regressor"), id="regressor"),
+    pytest.param(dict(predictor_type="binary_classifier"), id="logit"),
+    pytest.param(dict(predictor_type="binary_classifier", samples=3, link="probit"), id="mcmc"),
+]
+
+
+def _expected(artifact, user, context=None):
+    vocab = Vocabulary.from_dict(artifact.vocabulary)
+    return Predictor(artifact).predict_scores(pair_rows(vocab, user, ITEMS, context))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scores_of_all_items_match_predictor(rng, kind):
+    artifact = make_artifact(rng, **kind)
+    rec = Recommender(artifact)
+    for user in USERS:
+        rows = rec.user_rows([user])
+        np.testing.assert_allclose(rec.score_rows(rows)[0], _expected(artifact, user),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recommend_is_sorted_and_excludes_seen(rng, kind):
+    artifact = make_artifact(rng, **kind)
+    rec = Recommender(artifact)
+    for u, user in enumerate(USERS):
+        result = rec.recommend(user, k=4)
+        seen = set(artifact.seen[u].indices.tolist())
+        expected = _expected(artifact, user)
+        candidates = [j for j in range(len(ITEMS)) if j not in seen]
+        order = sorted(candidates, key=lambda j: (-expected[j], j))[:4]
+        assert result.items == [ITEMS[j] for j in order]
+        np.testing.assert_allclose(result.scores, expected[order], rtol=1e-5, atol=1e-5)
+        assert result.cold_start is None
+        assert not set(result.items) & {ITEMS[j] for j in seen}
+
+
+def test_include_seen_and_explicit_exclusions(rng):
+    artifact = make_artifact(rng)
+    rec = Recommender(artifact)
+    every = rec.recommend("u0", k=10, exclude_seen=False)
+    assert sorted(every.items) == sorted(ITEMS)
+    fewer = rec.recommend("u0", k=10, exclude=["i0", "i9", "not-an-item"])
+    assert set(fewer.items) == set(ITEMS) - {"i1", "i4", "i0", "i9"}
+
+
+def test_k_larger_than_candidates_and_zero(rng):
+    rec = Recommender(make_artifact(rng))
+    assert len(rec.recommend("u0", k=50).items) == 8  # 10 items minus 2 seen
+    assert rec.recommend("u0", k=0).items == []
+    with pytest.raises(DataError, match="k must be >= 0"):
+        rec.recommend("u0", k=-1)
+
+
+def test_min_score_and_label_only(rng):
+    artifact = make_artifact(rng, predictor_type="binary_classifier")
+    rec = Recommender(artifact)
+    full = rec.recommend("u2", k=10, exclude_seen=False)
+    only = rec.recommend("u2", k=10, exclude_seen=False, label_only=True)
+    assert only.items == [i for i, s in zip(full.items, full.scores) if s >= 0.5]
+    cut = float(np.median(full.scores))
+    above = rec.recommend("u2", k=10, exclude_seen=False, min_score=cut)
+    assert above.items == [i for i, s in zip(full.items, full.scores) if s >= cut]
+    with pytest.raises(DataError, match="binary_classifier"):
+        Recommender(make_artifact(rng)).recommend("u0", label_only=True)
+
+
+def test_context_changes_scores_as_the_predictor_does(rng):
+    artifact = make_artifact(rng)
+    rec = Recommender(artifact)
+    result = rec.recommend("u3", k=10, exclude_seen=False, context={"device": "app"})
+    expected = _expected(artifact, "u3", {"device": "app"})
+    np.testing.assert_allclose(result.scores, np.sort(expected)[::-1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(DataError, match="not a known value"):
+        rec.recommend("u3", context={"device": "tv"})
+
+
+def test_cold_start_side_features_then_popularity(rng):
+    artifact = make_artifact(rng)
+    rec = Recommender(artifact)
+    side = rec.recommend("newbie", k=3)
+    assert side.cold_start == SIDE_FEATURES
+    np.testing.assert_allclose(side.scores, np.sort(_expected(artifact, "newbie"))[::-1][:3],
+                               rtol=1e-5, atol=1e-5)
+    popular = rec.recommend("stranger", k=3)
+    assert popular.cold_start == POPULARITY
+    assert popular.items == ["i1", "i5", "i3"]  # item_counts 9, 8, 7
+    assert popular.scores == [9.0, 8.0, 7.0]
+    assert popular.to_dict()["cold_start"] == "popularity"
+
+
+def test_recommend_many_matches_single_calls_in_chunks(rng):
+    artifact = make_artifact(rng, predictor_type="binary_classifier", samples=2, link="probit")
+    rec = Recommender(artifact)
+    users = ["u5", "stranger", "u0", "newbie", "u3", "u1", "u2"]
+    many = list(rec.recommend_many(users, k=3, chunk_size=2))
+    assert [r.query for r in many] == users
+    for got in many:
+        one = rec.recommend(got.query, k=3)
+        assert got.items == one.items and got.cold_start == one.cold_start
+        np.testing.assert_allclose(got.scores, one.scores, rtol=1e-6)
+
+
+def test_similar_items_by_cosine(rng):
+    artifact = make_artifact(rng)
+    vocab = Vocabulary.from_dict(artifact.vocabulary)
+    rec = Recommender(artifact)
+    factors = np.asarray(vocab.entity_rows("item", ITEMS) @ artifact.V[0].astype(np.float64))
+    unit = factors / np.linalg.norm(factors, axis=1, keepdims=True)
+    sims = unit @ unit[2]
+    result = rec.similar("i2", k=3)
+    order = [j for j in np.argsort(-sims, kind="stable") if j != 2][:3]
+    assert result.items == [ITEMS[j] for j in order]
+    np.testing.assert_allclose(result.scores, sims[order], rtol=1e-5)
+    with pytest.raises(DataError, match="unknown item"):
+        rec.similar("nope")
+
+
+def test_no_vocabulary_is_a_clear_error(rng):
+    artifact = make_artifact(rng)
+    artifact.vocabulary = None
+    with pytest.raises(DataError, match="vocabulary"):
+        Recommender(artifact)
+
+
+def test_rows_layer_with_exclusions_and_padding(rng):
+    artifact = make_artifact(rng)
+    rec = Recommender(artifact)
+    users = rec.user_rows(USERS)
+    exclude = sp.csr_matrix(np.ones((6, 10), np.float32))
+    exclude[0, 3] = 0
+    exclude.eliminate_zeros()
+    (first, top), = list(rec.recommend_rows(users, k=2, exclude=exclude))
+    assert first == 0
+    assert top.ids[0].tolist() == [3, -1]
+    assert np.isnan(top.scores[0, 1])
+    assert (top.ids[1:] == -1).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 30)),
+                  elements=st.floats(-1e3, 1e3, width=32)),
+       st.integers(0, 35))
+def test_top_k_equals_sort_then_slice(scores, k):
+    top = top_k(scores, k)
+    kk = min(k, scores.shape[1])
+    for r in range(scores.shape[0]):
+        expected = np.sort(scores[r])[::-1][:kk]
+        np.testing.assert_array_equal(top.scores[r], expected)
+        np.testing.assert_array_equal(scores[r][top.ids[r]], expected)
+
+
+def test_predictor_recommend_facade(rng):
+    artifact = make_artifact(rng)
+    got = Predictor(artifact).recommend(["u1", "u4"], k=3)
+    rec = Recommender(artifact)
+    assert [r.items for r in got] == [rec.recommend("u1", k=3).items,
+                                      rec.recommend("u4", k=3).items]
+
+
+def test_checkerboard_withheld_item_is_the_top_pick():
+    """Two taste groups; each user rated all of its group's items but one: that one comes first."""
+    from fmkit.artifact import Artifact
+    from fmkit.features.vocabulary import Field
+
+    n_users, n_items = 8, 12
+    users = [f"u{i}" for i in range(n_users)]
+    items = [f"m{i}" for i in range(n_items)]
+    vocab = Vocabulary(n_users + n_items, [
+        Field("user", 0, n_users, "user", True, tuple(users)),
+        Field("item", n_users, n_items, "item", True, tuple(items))], "user", "item")
+    V = np.zeros((n_users + n_items, 2), np.float32)
+    for u in range(n_users):
+        V[u] = [1, 0] if u % 2 == 0 else [0, 1]
+    for i in range(n_items):
+        V[n_users + i] = [1, 0] if i % 2 == 0 else [0, 1]
+    seen = np.zeros((n_users, n_items), np.float32)
+    withheld = {}
+    for u in range(n_users):
+        group = [i for i in range(n_items) if i % 2 == u % 2]
+        withheld[u] = group[u // 2 % len(group)]
+        seen[u, [i for i in group if i != withheld[u]]] = 1
+    artifact = Artifact.from_point(0.0, np.zeros(n_users + n_items), V, "regressor",
+                                   vocabulary=vocab.to_dict(), seen=sp.csr_matrix(seen))
+    rec = Recommender(artifact)
+    for u in range(n_users):
+        result = rec.recommend(users[u], k=3)
+        assert result.items[0] == items[withheld[u]]
+        assert result.scores[0] == pytest.approx(1.0) and result.scores[1] == pytest.approx(0.0)
+
+
+def test_sagemaker_model_top10_equals_scoring_every_unrated_item(sagemaker_u1, ml100k):
+    """The all-items product agrees with the seed's way: one row per unrated movie."""
+    from fmkit.artifact import load
+    from fmkit.features.vocabulary import Field
+    from fmkit.sparse import SparseBatch
+
+    art = load(sagemaker_u1 / "model.tar.gz")
+    base = np.loadtxt(ml100k / "u1.base", dtype=np.int64)
+    seen = sp.csr_matrix((np.ones(len(base), np.float32), (base[:, 0] - 1, base[:, 1] - 1)),
+                         shape=(943, 1682))
+    art.seen = seen
+    art.vocabulary = Vocabulary(2625, [
+        Field("user", 0, 943, "user", True, tuple(str(i) for i in range(1, 944))),
+        Field("item", 943, 1682, "item", True, tuple(str(i) for i in range(1, 1683)))],
+        "user", "item").to_dict()
+    rec = Recommender(art)
+    predictor = Predictor(art)
+    for user in (1, 196, 943):
+        unrated = np.setdiff1d(np.arange(1682), seen[user - 1].indices)
+        m = unrated.shape[0]
+        rows = SparseBatch.from_arrays(np.stack([np.full(m, user - 1), 943 + unrated], 1).ravel(),
+                                       np.arange(0, 2 * m + 1, 2), np.ones(2 * m), feature_dim=2625)
+        scores = predictor.predict_scores(rows)
+        order = unrated[np.argsort(-scores, kind="stable")[:10]]
+        got = rec.recommend(str(user), k=10)
+        assert got.items == [str(i + 1) for i in order]
+        np.testing.assert_allclose(got.scores, np.sort(scores)[::-1][:10], rtol=1e-5)
