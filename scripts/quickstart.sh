@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[all]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -c scripts/constraints.txt \
+  -e ".[all]"
 FM=.venv/bin/fmkit
 RUN=${FMKIT_RUN_DIR:-runs/movielens}
 USER_ID=${FMKIT_USER:-196}

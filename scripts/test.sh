@@ -7,5 +7,8 @@ PY=${PYTHON:-python3}
 # torch first, pinned: where a CPU wheel of 2.13.0 lies on disk pip takes it; an unpinned
 # torch would pull a multi-GB CUDA build
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[all,test]"
+# versions known to work together (pip's resolver otherwise backtracks through s3fs,
+# aiobotocore and botocore); regenerate with `pip freeze` when upgrading
+.venv/bin/python -m pip install -q --disable-pip-version-check -c scripts/constraints.txt \
+  -e ".[all,test]"
 exec .venv/bin/python -m pytest -q "$@"
