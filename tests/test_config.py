@@ -112,3 +112,11 @@ def test_docs_table_is_current():
 
     doc = (Path(__file__).parents[1] / "docs" / "hyperparameters.md").read_text()
     assert defaults_markdown() in doc, "regenerate the table in docs/hyperparameters.md"
+
+
+def test_bayesian_solvers_get_their_own_epoch_defaults():
+    mcmc = FMConfig.from_values({"predictor_type": "regressor", "solver": "mcmc"})
+    als = FMConfig.from_values({"predictor_type": "regressor", "solver": "als"})
+    assert (mcmc.epochs, als.epochs) == (200, 15)
+    given = FMConfig.from_values({"predictor_type": "regressor", "solver": "mcmc", "epochs": "50"})
+    assert given.epochs == 50

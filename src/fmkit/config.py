@@ -34,6 +34,9 @@ INIT_METHODS = ("normal", "uniform", "constant", "mean")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 SOLVERS = ("sgd", "mcmc", "als")
 DEVICES = ("auto", "cpu", "cuda")
+# default epochs of the Bayesian solvers, used when epochs is not given: 200 Gibbs sweeps
+# (the libFM/myFM benchmarks' budget), 15 ALS passes
+SOLVER_EPOCHS = {"mcmc": 200, "als": 15}
 GROUPS = ("bias", "linear", "factors")
 
 _UNSET = object()
@@ -270,6 +273,9 @@ class FMConfig:
             parsed = _parse(param, value)
             if parsed is not None:
                 merged[key] = parsed
+        if "epochs" not in (values or {}) and merged["solver"] in SOLVER_EPOCHS:
+            # epochs count Gibbs sweeps (mcmc) or ALS passes: their defaults differ from SGD's
+            merged["epochs"] = SOLVER_EPOCHS[merged["solver"]]
         missing = [
             n
             for n, p in HYPERPARAMETERS.items()
