@@ -8,7 +8,7 @@ import pytest
 from fmkit.artifact import load, save
 from fmkit.bayes import fit_mcmc
 from fmkit.bayes.gibbs import default_burn_in, kept_sweeps
-from fmkit.bayes.groups import Block, plan_blocks
+from fmkit.bayes.groups import Block
 from fmkit.bayes.kernels import BACKENDS
 from fmkit.bayes.sampler import CoordinateSampler
 from fmkit.config import FMConfig

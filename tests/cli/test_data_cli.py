@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli as run
 
 import fmkit.io as fio
-from fmkit.cli import main
 from fmkit.sparse import SparseBatch
 
 U1_SHA256 = "8eb845266955272b1f9c75f23916db21fabec2137460e6b75c7ab37aab8f8267"
@@ -27,15 +27,6 @@ def _restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
 
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_convert_sdk_file_to_npz_and_back_is_byte_identical(

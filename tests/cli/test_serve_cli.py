@@ -7,22 +7,12 @@ import tarfile
 
 import numpy as np
 import pytest
-
-from fmkit.artifact import load, save
-from fmkit.cli import main
-from fmkit.io.protobuf import encode_batch
-from fmkit.sparse import SparseBatch
+from helpers.cli import run_cli as run
 from inference.toy import ITEMS, make_artifact
 
-
-def run(capsys, *args):
-    code = 0
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from fmkit.artifact import load, save
+from fmkit.io.protobuf import encode_batch
+from fmkit.sparse import SparseBatch
 
 
 @pytest.fixture

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-import fmkit.io as fio
-from fmkit.cli import main
+from helpers.cli import run_cli as run
 from helpers.movielens import write_fake_ml100k
 
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+import fmkit.io as fio
 
 
 @pytest.fixture

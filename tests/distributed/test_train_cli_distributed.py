@@ -7,22 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cli import run_cli as run
 from helpers.movielens import write_fake_ml100k
 
 from fmkit.artifact import load
-from fmkit.cli import main
 
 pytestmark = pytest.mark.distributed
 
-
-def run(capfd, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capfd.readouterr()
-    return code, out, err
 
 
 def _prepare(capfd, src: Path, out: Path, *extra: str) -> Path:

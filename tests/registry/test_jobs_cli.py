@@ -5,19 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 
-from fmkit.cli import main
 from fmkit.registry import Registry
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+def _run(args, capsys):
+    return run_cli(capsys, *args)
 
 
 def test_jobs_list_describe_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,11 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 
 import fmkit.io as fio
-from fmkit.cli import main
 from fmkit.datasets.synthetic import make_planted_fm
 from fmkit.registry import Registry
+
+
+def _run(args, capsys):
+    return run_cli(capsys, *args)
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +26,6 @@ def channels(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     fio.write(str(root / "test.recordio"), planted.batch.slice(700, 900),
               format="recordio-protobuf")
     return str(root / "train.recordio"), str(root / "test.recordio")
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 FIXED = ["--predictor-type", "binary_classifier", "--epochs", "2", "--mini-batch-size", "64"]
