@@ -127,7 +127,7 @@ class Vocabulary:
     def check(self, *, source: str = "vocabulary") -> None:
         """Raise DataError if fields overlap, leave feature_dim or disagree with their ids."""
         spans = sorted((f.offset, f.offset + f.size, f.name) for f in self.fields)
-        for (a0, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
+        for (_, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
             if b0 < a1:
                 raise DataError(f"{source}: fields {an!r} and {bn!r} overlap.")
         for f in self.fields:
