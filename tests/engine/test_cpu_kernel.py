@@ -42,7 +42,7 @@ def test_kernel_matches_torch_step(predictor_type, optimizer, extra):
                                    rtol=1e-4, atol=1e-5, err_msg=name)
     # optimiser state moved the same way (Adam's m and v, Adagrad's sum of squares)
     for group, states in a.optimizer.state.items():
-        for sa, sb in zip(states, b.optimizer.state[group]):
+        for sa, sb in zip(states, b.optimizer.state[group], strict=True):
             np.testing.assert_allclose(sb.numpy(), sa.numpy(), rtol=1e-3, atol=1e-6)
 
 
@@ -71,3 +71,59 @@ def test_trainer_uses_the_kernel_on_cpu_and_matches_torch_fit():
     b = fit(cfg, data.batch)
     np.testing.assert_allclose(b.artifact.V, a.artifact.V, rtol=1e-3, atol=1e-5)
     assert b.history[-1]["train:auc"] == pytest.approx(a.history[-1]["train:auc"], abs=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+def test_two_threads_equal_one_thread_and_torch(optimizer):
+    from fmkit.engine.cpu_kernel import get_num_threads
+
+    if get_num_threads() < 2:
+        pytest.skip("numba has one thread here")
+    data = make_planted_fm(400, 30, 4, nnz_per_row=6, task="binary_classifier", seed=3).batch
+    cfg = FMConfig.from_values(dict(predictor_type="binary_classifier", num_factors=4,
+                                    optimizer=optimizer, bias_lr=0.05, linear_lr=0.03,
+                                    factors_lr=0.04, factors_wd=0.003, factors_init_sigma=0.1,
+                                    device="cpu"))
+    ref, one, two = (Trainer(cfg, 30, fused=False) for _ in range(3))
+    k1 = CpuKernelPath(one.model, one.optimizer, cfg.predictor_type, None, threads=1)
+    k2 = CpuKernelPath(two.model, two.optimizer, cfg.predictor_type, None, threads=2)
+    assert k2.threads == 2
+    for start in range(0, 400, 100):  # 30 keys, 600 entries: every key many times a batch
+        batch = data.slice(start, start + 100)
+        y0, _ = ref.step(batch)
+        y1, l1 = k1.step(batch)
+        y2, l2 = k2.step(batch)
+        np.testing.assert_allclose(y2.numpy(), y1.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(l2.numpy(), l1.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(y1.numpy(), y0.numpy(), rtol=1e-4, atol=1e-5)
+    for name in ("w0", "w", "V"):
+        np.testing.assert_allclose(getattr(two.model, name).numpy(),
+                                   getattr(one.model, name).numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(getattr(one.model, name).numpy(),
+                                   getattr(ref.model, name).numpy(), rtol=1e-4, atol=1e-5)
+    # every slot is released after a step, so the next batch starts from a clean table
+    assert (k1.slot == -1).all() and (k2.slot == -1).all()
+
+
+def test_kernel_leaves_untouched_rows_and_their_state_alone():
+    from fmkit.sparse import SparseBatch
+
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=3, optimizer="adam",
+                                    factors_wd=0.1, linear_wd=0.1, device="cpu"))
+    t = Trainer(cfg, 10, fused=False)
+    kernel = CpuKernelPath.create(cfg, t.model, t.optimizer, device=torch.device("cpu"),
+                                  world_size=1)
+    V0, w0 = t.model.V.numpy().copy(), t.model.w.numpy().copy()
+    batch = SparseBatch.from_arrays([2, 7, 7], [0, 2, 3], [1.0, 2.0, -1.0], [1.0, 0.0],
+                                    feature_dim=10)
+    for _ in range(3):
+        kernel.step(batch)
+    touched = np.zeros(10, bool)
+    touched[[2, 7]] = True
+    # lazy updates: weight decay does not reach rows the batches never contained
+    np.testing.assert_array_equal(t.model.V.numpy()[~touched], V0[~touched])
+    np.testing.assert_array_equal(t.model.w.numpy()[~touched], w0[~touched])
+    assert (t.model.V.numpy()[touched] != V0[touched]).all()
+    m, v = t.optimizer.state["factors"]
+    assert (m.numpy()[~touched] == 0).all() and (v.numpy()[~touched] == 0).all()
+    assert (v.numpy()[touched] > 0).all()

@@ -18,6 +18,8 @@ import importlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
+import numpy as np
+
 from fmkit.errors import DataError
 from fmkit.io import channels, paths, registry
 from fmkit.io.channels import row_range, shard_files
@@ -253,9 +255,12 @@ def read(
                                  zero_based=True if guess else zero_based))
     batch = concat(batches) if batches else SparseBatch.from_arrays([], [0], [])
     if guess and batch.nnz and int(batch.indices.min()) > 0:
-        from fmkit.io import libsvm
+        if batch.indices.flags.writeable:  # the parser's own array: no second copy
+            np.subtract(batch.indices, 1, out=batch.indices)
+        else:
+            from fmkit.io import libsvm
 
-        batch = libsvm.shift_keys(batch, False)
+            batch = libsvm.shift_keys(batch, False)
     return batch
 
 
