@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from fmkit.config import FMConfig
-from fmkit.datasets.movielens import load_movielens
+from fmkit.datasets.movielens import SIDE_SCALES, load_movielens
 from fmkit.engine.trainer import fit
 
 SEEDS = (0, 1, 2)
@@ -95,7 +95,8 @@ def main() -> None:
     rating_side = load_movielens(args.data_dir, split="ua", target="rating", side_features=True)
     rows = []
     acc, ce, f1, auc = ("test:binary_classification_accuracy",
-                        "test:binary_classification_cross_entropy", "test:binary_f_beta", "test:auc")
+                        "test:binary_classification_cross_entropy", "test:binary_f_beta",
+                        "test:auc")
     r = run(binary, "binary_classifier", SAGEMAKER_NOTEBOOK, "sagemaker")
     rows.append(("binary, SageMaker notebook settings (k=64, mbs=1000, 100 epochs)",
                  f"acc {summary(r, acc)}, CE {summary(r, ce)}, F1 {summary(r, f1)}, "
@@ -121,7 +122,8 @@ def main() -> None:
         f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; other work "
         "shared the machine. Command: `python benchmarks/movielens_quality.py`. "
         f"Median (min-max) over seeds {list(SEEDS)}.",
-        f"fmkit defaults: `{json.dumps(shown)}`.\n",
+        f"fmkit defaults: `{json.dumps(shown)}`; side feature values: "
+        f"`{json.dumps(SIDE_SCALES)}`.\n",
         "| setup | test metrics | fit seconds |",
         "|---|---|---:|",
     ]

@@ -7,11 +7,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers.movielens import write_fake_ml100k
 
 from fmkit.datasets import movielens
 from fmkit.datasets.movielens import load_movielens
 from fmkit.errors import DataError
-from helpers.movielens import write_fake_ml100k
 
 
 def test_folder_and_zip_give_the_same_rows(tmp_path):
@@ -34,14 +34,43 @@ def test_binary_threshold_and_side_features(tmp_path):
     vocab = side.vocabulary
     genre = vocab.field("item_genre")
     assert not genre.one_hot and vocab.field("user_gender").one_hot
-    # genre values of a row sum to 1 (multi-hot scaled)
+    # genre values of a row sum to the genre field's scale (multi-hot, shared by the genres)
     row = side.train.slice(0, 1)
     in_genre = (row.indices >= genre.offset) & (row.indices < genre.offset + genre.size)
-    assert row.values[in_genre].sum() == pytest.approx(1.0)
+    assert row.values[in_genre].sum() == pytest.approx(movielens.SIDE_SCALES["item_genre"])
     # the vocabulary maps a user's raw id to its key and side keys
     rows = vocab.entity_rows("user", ["3"])
     assert rows.indices[0] == 2 and rows.nnz == 4  # one-hot + age, gender, occupation
     assert vocab.item_counts is not None and sum(vocab.item_counts) == side.train.n_rows
+
+
+def test_side_keys_carry_their_field_scale_in_rows_and_vocabulary(tmp_path, monkeypatch):
+    src = write_fake_ml100k(tmp_path / "ml")
+    plain = load_movielens(src, target="rating")
+    monkeypatch.setattr(movielens, "SIDE_SCALES", {"user_age": 0.2, "user_gender": 0.3,
+                                                   "user_occupation": 0.4, "item_genre": 0.5})
+    side = load_movielens(src, target="rating", side_features=True)
+    vocab = side.vocabulary
+    batch = side.train
+    n_plain = plain.vocabulary.feature_dim
+    for f in vocab.fields[2:]:
+        in_field = (batch.indices >= f.offset) & (batch.indices < f.offset + f.size)
+        per_row = np.add.reduceat(np.where(in_field, batch.values, 0.0), batch.offsets[:-1])
+        expected = movielens.SIDE_SCALES[f.name]
+        if f.name == "item_genre":  # movies without genres have none
+            per_row = per_row[per_row > 0]
+        np.testing.assert_allclose(per_row, expected, rtol=1e-6, err_msg=f.name)
+    # user and item keys stay one-hot 1.0, at the same keys as without side features
+    first_two = np.concatenate([batch.offsets[:-1], batch.offsets[:-1] + 1])
+    assert np.all(batch.values[first_two] == 1.0) and np.all(batch.indices[first_two] < n_plain)
+    np.testing.assert_array_equal(
+        batch.indices[batch.offsets[:-1]], plain.train.indices[plain.train.offsets[:-1]])
+    # serving builds the same rows from the vocabulary as training saw
+    users = [str(u) for u in batch.indices[batch.offsets[:-1]][:20] + 1]
+    items = [str(k - vocab.field("item").offset + 1)
+             for k in batch.indices[batch.offsets[:-1] + 1][:20]]
+    built = (vocab.entity_rows("user", users) + vocab.entity_rows("item", items)).toarray()
+    np.testing.assert_allclose(built, batch.slice(0, 20).to_csr().toarray(), rtol=1e-6)
 
 
 def test_bad_inputs_name_the_file(tmp_path):
