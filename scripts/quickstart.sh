@@ -3,8 +3,9 @@
 # classifier with fmkit's recommended settings, evaluate it, start a local endpoint, ask it for
 # the top-10 movies of user 196, and stop the endpoint.
 #
-# MovieLens comes from $FMKIT_DATA_DIR (a folder or zip) when set, else it is downloaded from
-# GroupLens (checksum verified).
+# MovieLens comes from $FMKIT_DATA_DIR (a folder or zip) when set, else from
+# ../shared/data/ml-100k when that folder exists (the project's machines), else it is
+# downloaded from GroupLens (checksum verified).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -15,6 +16,9 @@ PY=${PYTHON:-python3}
 FM=.venv/bin/fmkit
 RUN=${FMKIT_RUN_DIR:-runs/movielens}
 USER_ID=${FMKIT_USER:-196}
+if [ -z "${FMKIT_DATA_DIR:-}" ] && [ -d ../shared/data/ml-100k ]; then
+  export FMKIT_DATA_DIR=../shared/data/ml-100k
+fi
 
 echo "== prepare MovieLens 100K (ua split, label = rating >= 4)"
 $FM prepare movielens --split ua --target binary --output "$RUN/data"
