@@ -439,23 +439,71 @@ def run_training(config: Any, *, train: str, model_dir: str, test: Optional[str]
     multi-process ``strategy`` each process reads its shard of every channel
     (``distribution``: FullyReplicated row ranges or ShardedByS3Key files).
     """
-    args = dict(train=train, model_dir=model_dir, test=test, validation=validation,
-                content_type=content_type, init_model=init_model, vocabulary=vocabulary,
-                groups=groups, sample_weight=sample_weight, stream=stream,
-                max_run_seconds=max_run_seconds, name=name, progress=progress,
-                channels=channels, strategy=strategy, callbacks=callbacks,
-                distribution=distribution)
-    if strategy is not None and not strategy.is_main:
-        return _fit_and_save(config, None, **args)
-    from fmkit.registry import Registry
+    import contextlib
+
+    import numpy as np
+
+    from fmkit.artifact import load
+    from fmkit.engine.trainer import fit
 
     started = time.time()
-    registry = Registry()
-    channels = channels or {"train": train, "test": test, "validation": validation}
-    with registry.track_training_job(name, hyperparameters=config.to_dict(),
-                                     channels={k: v for k, v in channels.items() if v},
-                                     model_dir=model_dir) as job:
-        result = _fit_and_save(config, job, **args)
+    main = strategy is None or strategy.is_main
+    registry = None
+    tracking: Any = contextlib.nullcontext(None)
+    if main:
+        from fmkit.registry import Registry
+
+        registry = Registry()
+        channels = channels or {"train": train, "test": test, "validation": validation}
+        tracking = registry.track_training_job(
+            name, hyperparameters=config.to_dict(),
+            channels={k: v for k, v in channels.items() if v}, model_dir=model_dir)
+    with tracking as job:
+        fd = config.feature_dim
+        world = 1 if strategy is None else strategy.world_size
+        shard = dict(rank=0 if strategy is None else strategy.rank, world_size=world,
+                     distribution=distribution)
+        train_data = _read_channel(train, content_type, "train", stream=stream,
+                                   feature_dim=fd, **shard)
+        test_data = (None if test is None else
+                     _read_channel(test, content_type, "test", stream=stream, feature_dim=fd,
+                                   **shard))
+        val_data = (None if validation is None else
+                    _read_channel(validation, content_type, "validation", stream=stream,
+                                  feature_dim=fd, **shard))
+        if sample_weight is not None:
+            if stream:
+                raise ConfigError("--sample-weight needs the train channel in memory; drop "
+                                  "--stream.")
+            if world > 1:
+                raise ConfigError("--sample-weight is not supported with several processes "
+                                  "yet.")
+            try:
+                weights = np.loadtxt(sample_weight, dtype=np.float32, ndmin=1)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"--sample-weight {sample_weight}: {exc}") from None
+            train_data = train_data.with_weights(weights)
+        vocab = _find_vocabulary(vocabulary, train)
+        group_ids = None
+        if groups is not None:
+            from fmkit.bayes import read_groups
+
+            group_ids = read_groups(groups)
+        init = load(_local_model(init_model)) if init_model else None
+        callbacks = list(callbacks or [])
+        if job is not None:
+            from fmkit.registry import RegistryCallback
+
+            callbacks.append(RegistryCallback(job))
+        result = fit(config, train_data, test=test_data, validation=val_data, vocabulary=vocab,
+                     init=init, max_run_seconds=max_run_seconds, progress=progress,
+                     groups=group_ids, strategy=strategy, callbacks=callbacks)
+        if not main:
+            return result
+        save_model(result, model_dir)
+        job.complete(metrics=result.metrics, artifact=model_dir, status=result.status,
+                     best_epoch=result.best_epoch,
+                     failure_reason=result.stop_reason if result.status != "Completed" else None)
     registry.register_model(job.name, model_dir, job_name=job.name, metrics=result.metrics,
                             predictor_type=config.predictor_type, replace=True)
     summary = {"job_name": job.name, "status": result.status, "model_dir": model_dir,
@@ -465,66 +513,4 @@ def run_training(config: Any, *, train: str, model_dir: str, test: Optional[str]
     print(json.dumps(summary, indent=2))
     if result.stop_reason and "Ctrl-C" in result.stop_reason:
         raise typer.Exit(130)
-    return result
-
-
-def _fit_and_save(config: Any, job: Any, *, train: str, model_dir: str, test: Optional[str] = None,
-                 validation: Optional[str] = None, content_type: Optional[str] = None,
-                 init_model: Optional[str] = None, vocabulary: Optional[str] = None,
-                 groups: Optional[str] = None, sample_weight: Optional[Path] = None,
-                 stream: bool = False, max_run_seconds: Optional[float] = None,
-                 name: Optional[str] = None, progress: bool = False,
-                 channels: Optional[dict[str, Any]] = None, strategy: Any = None,
-                 callbacks: Optional[list[Any]] = None,
-                 distribution: str = "FullyReplicated") -> Any:
-    """Read this process's channels, train, and (rank 0) save the model; see run_training."""
-    import numpy as np
-
-    from fmkit.artifact import load
-    from fmkit.engine.trainer import fit
-
-    fd = config.feature_dim
-    rank = 0 if strategy is None else strategy.rank
-    world = 1 if strategy is None else strategy.world_size
-    shard = dict(rank=rank, world_size=world, distribution=distribution)
-    train_data = _read_channel(train, content_type, "train", stream=stream, feature_dim=fd,
-                               **shard)
-    test_data = (None if test is None else
-                 _read_channel(test, content_type, "test", stream=stream, feature_dim=fd,
-                               **shard))
-    val_data = (None if validation is None else
-                _read_channel(validation, content_type, "validation", stream=stream,
-                              feature_dim=fd, **shard))
-    if sample_weight is not None:
-        if stream:
-            raise ConfigError("--sample-weight needs the train channel in memory; drop --stream.")
-        if world > 1:
-            raise ConfigError("--sample-weight is not supported with several processes yet.")
-        try:
-            weights = np.loadtxt(sample_weight, dtype=np.float32, ndmin=1)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"--sample-weight {sample_weight}: {exc}") from None
-        train_data = train_data.with_weights(weights)
-    vocab = _find_vocabulary(vocabulary, train)
-    group_ids = None
-    if groups is not None:
-        from fmkit.bayes import read_groups
-
-        group_ids = read_groups(groups)
-    init = load(_local_model(init_model)) if init_model else None
-    callbacks = list(callbacks or [])
-    if job is not None:
-        from fmkit.registry import RegistryCallback
-
-        callbacks.append(RegistryCallback(job))
-    result = fit(config, train_data, test=test_data, validation=val_data, vocabulary=vocab,
-                 init=init, max_run_seconds=max_run_seconds, progress=progress,
-                 groups=group_ids, strategy=strategy, callbacks=callbacks)
-    if strategy is not None and not strategy.is_main:
-        return result
-    save_model(result, model_dir)
-    if job is not None:
-        job.complete(metrics=result.metrics, artifact=model_dir, status=result.status,
-                     best_epoch=result.best_epoch,
-                     failure_reason=result.stop_reason if result.status != "Completed" else None)
     return result
