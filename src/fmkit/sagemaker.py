@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fmkit.errors import ConfigError, DataError, FMError
+from fmkit.io import paths as io_paths
 
 logger = logging.getLogger(__name__)
 
@@ -342,11 +343,9 @@ def write_failure(paths: ContainerPaths, exc: BaseException) -> int:
         text = f"{type(exc).__name__}: {text}"
     message = f"{kind}: {text}"
     try:
-        paths.failure.parent.mkdir(parents=True, exist_ok=True)
-        tmp = paths.failure.with_name(".failure.tmp")
-        tmp.write_text(message[:FAILURE_CHARS * 4] + "\n")
-        os.replace(tmp, paths.failure)
-    except OSError as err:
+        with io_paths.atomic_write(str(paths.failure)) as f:
+            f.write((message[:FAILURE_CHARS * 4] + "\n").encode())
+    except (OSError, FMError) as err:
         logger.error("cannot write %s: %s", paths.failure, err)
     logger.error("%s", message)
     return EXIT_CLIENT_ERROR if client else EXIT_ALGORITHM_ERROR

@@ -164,9 +164,10 @@ class StreamedChannel:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    from fmkit.io import paths
+
+    with paths.atomic_write(str(path)) as f:
+        f.write(json.dumps(data, indent=2).encode())
 
 
 def save_model(result: Any, model_dir: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fmkit.errors import DataError
+from fmkit.io import paths
 from fmkit.features.vocabulary import Field, Vocabulary
 from fmkit.sparse import SparseBatch
 
@@ -100,9 +101,8 @@ def download_ml100k(cache_dir: Path) -> Path:
     if _sha256(data) != ML100K_SHA256:
         raise DataError(f"downloaded {ML100K_URL} but its sha256 {_sha256(data)} is not "
                         f"{ML100K_SHA256}; not using it.")
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    with paths.atomic_write(str(target)) as f:
+        f.write(data)
     return target
 
 

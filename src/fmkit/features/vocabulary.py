@@ -149,9 +149,10 @@ class Vocabulary:
         p = Path(path)
         if p.is_dir():
             p = p / FILENAME
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict()))
-        os.replace(tmp, p)
+        from fmkit.io import paths
+
+        with paths.atomic_write(str(p)) as f:
+            f.write(json.dumps(self.to_dict()).encode())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fmkit.artifact import Artifact
 from fmkit.errors import ConfigError
+from fmkit.io import paths
 
 FORMATS = ("sagemaker", "npz")
 
@@ -54,7 +54,6 @@ def write_npz(artifact: Artifact, path: str | os.PathLike[str]) -> Path:
     """Write the arrays and embeddings described in the module docstring, atomically."""
     artifact.check()
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {"w0": artifact.w0, "w": artifact.w, "V": artifact.V}
     if artifact.vocabulary is not None:
         from fmkit.features.vocabulary import Vocabulary
@@ -70,13 +69,6 @@ def write_npz(artifact: Artifact, path: str | os.PathLike[str]) -> Path:
                           axis=0)
             arrays[f"{role}_ids"] = np.asarray(ids, dtype=str)
             arrays[f"{role}_embeddings"] = emb.astype(np.float32)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent, suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with paths.atomic_write(str(target)) as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
     return target

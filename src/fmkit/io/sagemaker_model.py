@@ -26,7 +26,6 @@ import json
 import os
 import struct
 import tarfile
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ import scipy.sparse as sp
 
 from fmkit.artifact import Artifact
 from fmkit.errors import ArtifactError
+from fmkit.io import paths
 
 MODEL_MEMBER = "model_algo-1"
 TARBALL = "model.tar.gz"
@@ -648,31 +648,23 @@ def write(artifact: Artifact, path: str | os.PathLike[str], *, extras: bool = Tr
         The ZIP members' timestamp (local time now by default).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     zip_data = model_bytes(artifact, date_time=date_time)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if not target.name.endswith((".tar.gz", ".tgz")):
-                fh.write(zip_data)
-            else:
-                with tarfile.open(fileobj=fh, mode="w:gz") as tar:
-                    _add_member(tar, MODEL_MEMBER, zip_data)
-                    if extras and artifact.vocabulary is not None:
-                        _add_member(tar, "vocabulary.json",
-                                    json.dumps(artifact.vocabulary).encode("utf-8"))
-                    if extras and artifact.seen is not None:
-                        seen = sp.csr_matrix(artifact.seen)
-                        buf = io.BytesIO()
-                        np.savez(buf, indices=seen.indices.astype(np.int32),
-                                 indptr=seen.indptr.astype(np.int64),
-                                 shape=np.asarray(seen.shape))
-                        _add_member(tar, "seen.npz", buf.getvalue())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with paths.atomic_write(str(target)) as fh:
+        if not target.name.endswith((".tar.gz", ".tgz")):
+            fh.write(zip_data)
+        else:
+            with tarfile.open(fileobj=fh, mode="w:gz") as tar:
+                _add_member(tar, MODEL_MEMBER, zip_data)
+                if extras and artifact.vocabulary is not None:
+                    _add_member(tar, "vocabulary.json",
+                                json.dumps(artifact.vocabulary).encode("utf-8"))
+                if extras and artifact.seen is not None:
+                    seen = sp.csr_matrix(artifact.seen)
+                    buf = io.BytesIO()
+                    np.savez(buf, indices=seen.indices.astype(np.int32),
+                             indptr=seen.indptr.astype(np.int64),
+                             shape=np.asarray(seen.shape))
+                    _add_member(tar, "seen.npz", buf.getvalue())
     return target
 
 
