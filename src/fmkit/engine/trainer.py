@@ -291,7 +291,6 @@ def fit(
     config = config if config.feature_dim == feature_dim else config.replace(feature_dim=feature_dim)
     for name, ch in (("train", train), ("test", test), ("validation", validation)):
         _check_channel(ch, name, config, feature_dim)
-    vocab_dict = vocabulary.to_dict() if hasattr(vocabulary, "to_dict") else vocabulary
     if config.solver != "sgd":
         return _fit_bayes(config, train, test=test, callbacks=callbacks,
                           vocabulary=vocabulary, groups=groups)
@@ -319,17 +318,14 @@ def fit(
     rows_total = 0
     last_epoch = -1
     interval = config.batch_metrics_publish_interval
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        tqdm = None  # type: ignore[assignment]
+    from tqdm import tqdm
     try:  # Ctrl-C anywhere in the loop keeps the parameters reached (a consistent model)
         for epoch in range(config.epochs):
             t0 = time.perf_counter()
             ys, ts, ws = [], [], []
             bar = (tqdm(total=n_rows, desc=f"epoch {epoch + 1}/{config.epochs}", unit="rows",
                         leave=False, dynamic_ncols=True)
-                   if progress and main and tqdm is not None else None)
+                   if progress and main else None)
             epoch_rows = 0
             try:
                 sync = _StepSync(strategy, epoch, feature_dim)
@@ -435,17 +431,19 @@ def fit(
         "metrics": final,
     }
     artifact = trainer.to_artifact(metadata)
-    _attach_vocabulary(artifact, vocabulary, vocab_dict, train, strategy)
+    _attach_vocabulary(artifact, vocabulary, train, strategy)
     return TrainResult(artifact, history, final, status, best_epoch, stop_reason)
 
 
-def _attach_vocabulary(artifact: Artifact, vocabulary: Any, vocab_dict: Any, train: Any,
+def _attach_vocabulary(artifact: Artifact, vocabulary: Any, train: Any,
                        strategy: Strategy | None = None) -> None:
+    """Keep the vocabulary (a Vocabulary or its dict) and the training pairs in the model."""
     if vocabulary is None:
         return
     from fmkit.features.vocabulary import Vocabulary
 
-    vocab = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary.from_dict(vocab_dict)
+    vocab = (vocabulary if isinstance(vocabulary, Vocabulary)
+             else Vocabulary.from_dict(vocabulary))
     artifact.vocabulary = vocab.to_dict()
     if isinstance(train, SparseBatch):
         seen = vocab.seen_pairs(train.indices, train.offsets)
@@ -502,7 +500,7 @@ def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocab
             quality_logger.info(line)
     artifact.metadata.update({"hyperparameters": config.to_dict(), "history": history,
                               "metrics": final, "status": "Completed"})
-    _attach_vocabulary(artifact, vocab, None if vocab is None else vocab.to_dict(), train)
+    _attach_vocabulary(artifact, vocab, train)
     return TrainResult(artifact, history, final, "Completed", len(history) - 1)
 
 
@@ -530,7 +528,6 @@ class _StepSync:
             batch = next(it, None)
             while single and batch is not None and batch.n_rows == 0:
                 batch = next(it, None)
-            wants_stop = bool(stop())
             if single:
                 if self._diverged_at is not None:
                     self._raise(self._diverged_at)
@@ -543,7 +540,7 @@ class _StepSync:
                 b += 1
                 continue
             flags = torch.tensor([0.0 if batch is None else float(batch.n_rows),
-                                  0.0 if batch is None else 1.0, float(wants_stop),
+                                  0.0 if batch is None else 1.0, float(bool(stop())),
                                   0.0 if self._diverged_at is None else 1.0],
                                  dtype=torch.float64)
             rows, more, want, bad = self.strategy.all_reduce_sum(flags).tolist()
