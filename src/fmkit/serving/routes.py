@@ -110,15 +110,21 @@ def error_message(exc: BaseException, status: int, request_id: str) -> str:
     return str(exc)
 
 
+def error_status(exc: BaseException, request_id: str) -> tuple[int, str]:
+    """Return ``(status, client-facing message)`` of ``exc``; 5xx are logged with the trace."""
+    status = status_for(exc)
+    if status >= 500:
+        logger.error("request %s failed", request_id, exc_info=exc)
+    return status, error_message(exc, status, request_id)
+
+
 def error_response(request: Request, exc: BaseException) -> Response:
     """Turn ``exc`` into a JSON error response through :data:`ERROR_STATUS`."""
     from starlette.responses import JSONResponse
 
-    status = status_for(exc)
     rid = _request_id(request)
-    if status >= 500:
-        logger.error("request %s failed", rid, exc_info=exc)
-    return JSONResponse({"message": error_message(exc, status, rid), "request_id": rid},
+    status, message = error_status(exc, rid)
+    return JSONResponse({"message": message, "request_id": rid},
                         status_code=status, headers={"x-amzn-RequestId": rid})
 
 
@@ -138,13 +144,12 @@ def score_body(predictor: Predictor, body: bytes, content_type: str | None,
     return codecs.encode_response(predictions, kind), kind
 
 
-async def _invoke(request: Request) -> tuple[bytes, str]:
+async def invoke(state: ServerState, body: bytes, content_type: str | None,
+                 accept: str | None) -> tuple[bytes, str]:
+    """Score a request body: small ones inline, large ones off the event loop."""
     from starlette.concurrency import run_in_threadpool
 
-    state = _state(request)
-    predictor = state.require_predictor()
-    body = await read_body(request, state.max_payload_bytes)
-    args = (predictor, body, request.headers.get("content-type"), request.headers.get("accept"))
+    args = (state.require_predictor(), body, content_type, accept)
     if len(body) > _THREAD_BYTES:
         return await run_in_threadpool(score_body, *args, batch_mode=state.batch_mode)
     return score_body(*args, batch_mode=state.batch_mode)
@@ -163,8 +168,6 @@ class InvocationsApp:
         self.state = state
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from starlette.concurrency import run_in_threadpool
-
         state = self.state
         content_type = accept = None
         declared = None
@@ -176,23 +179,16 @@ class InvocationsApp:
             elif name == b"content-length":
                 declared = value
         try:
-            predictor = state.require_predictor()
+            state.require_predictor()  # 503 before reading the body
             body = await _receive_body(receive, declared, state.max_payload_bytes)
-            args = (predictor, body, content_type, accept)
-            if len(body) > _THREAD_BYTES:
-                data, kind = await run_in_threadpool(score_body, *args,
-                                                     batch_mode=state.batch_mode)
-            else:
-                data, kind = score_body(*args, batch_mode=state.batch_mode)
+            data, kind = await invoke(state, body, content_type, accept)
             status = 200
         except Exception as exc:
-            status = status_for(exc)
-            rid = uuid.uuid4().hex
-            if status >= 500:
-                logger.error("request %s failed", rid, exc_info=exc)
             import orjson
 
-            data = orjson.dumps({"message": error_message(exc, status, rid), "request_id": rid})
+            rid = uuid.uuid4().hex
+            status, message = error_status(exc, rid)
+            data = orjson.dumps({"message": message, "request_id": rid})
             kind = codecs.JSON
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", kind.encode()),
@@ -296,12 +292,11 @@ async def endpoint_invocations(request: Request) -> Response:
             "message": "1 validation error detected: Value null at 'body' failed to satisfy "
                        "constraint: Member must not be null."})
     try:
-        data, kind = await _invoke(request)
+        body = await read_body(request, state.max_payload_bytes)
+        data, kind = await invoke(state, body, request.headers.get("content-type"),
+                                  request.headers.get("accept"))
     except Exception as exc:
-        status = status_for(exc)
-        if status >= 500:
-            logger.error("request %s failed", rid, exc_info=exc)
-        text = error_message(exc, status, rid)
+        status, text = error_status(exc, rid)
         side = "client" if status < 500 else "server"
         return _facade_error(rid, 424, "ModelError", {
             "message": f"Received {side} error ({status}) from model with message "
