@@ -74,7 +74,12 @@ class Predictor:
         return csr
 
     def decision_function(self, X: Any) -> npt.NDArray[np.float64]:
-        """Return raw FM outputs y, shape (S, N): one row per parameter sample."""
+        """Return raw FM outputs y, shape (S, N): one row per parameter sample.
+
+        Sparse matrix products, for bulk scoring; the Bayesian solvers' running test metrics
+        use the same arithmetic, so a saved model reproduces them bit for bit. Small
+        requests go through :meth:`decision_rows` instead (no scipy overhead).
+        """
         csr = self._as_csr(X)
         csr2 = csr.multiply(csr).tocsr()
         out = np.empty((self.artifact.num_samples, csr.shape[0]), np.float64)
@@ -85,18 +90,24 @@ class Predictor:
             out[s] = float(self.artifact.w0[s]) + lin + 0.5 * (xv * xv - x2v2).sum(axis=1)
         return out
 
-    def predict_scores(self, X: Any) -> npt.NDArray[np.float32]:
-        """Return one score per row (N,): the value for regressors, P(y=1) for classifiers."""
-        y = self.decision_function(X)
-        return apply_link(self.artifact.link, y).mean(axis=0).astype(np.float32)
+    def _scores(self, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """Mean over samples of link(y_s): (S, N) -> (N,) float32."""
+        linked = apply_link(self.artifact.link, y)
+        return (linked[0] if linked.shape[0] == 1 else linked.mean(axis=0)).astype(np.float32)
 
-    def predict(self, X: Any) -> dict[str, npt.NDArray[np.float32]]:
-        """Return ``{"score": (N,)}`` plus ``"predicted_label"`` for binary classifiers."""
-        score = self.predict_scores(X)
+    def _outputs(self, score: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
         out = {"score": score}
         if self.predictor_type == "binary_classifier":
             out["predicted_label"] = (score >= 0.5).astype(np.float32)
         return out
+
+    def predict_scores(self, X: Any) -> npt.NDArray[np.float32]:
+        """Return one score per row (N,): the value for regressors, P(y=1) for classifiers."""
+        return self._scores(self.decision_function(X))
+
+    def predict(self, X: Any) -> dict[str, npt.NDArray[np.float32]]:
+        """Return ``{"score": (N,)}`` plus ``"predicted_label"`` for binary classifiers."""
+        return self._outputs(self.predict_scores(X))
 
     # ------------------------------------------------------------------ request fast path
     def decision_rows(
@@ -181,13 +192,8 @@ class Predictor:
         """
         if validate:
             batch.validate(feature_dim=self.feature_dim, source="input")
-        y = self.decision_rows(batch.indices, batch.offsets, batch.values)
-        linked = apply_link(self.artifact.link, y)
-        score = (linked[0] if linked.shape[0] == 1 else linked.mean(axis=0)).astype(np.float32)
-        out = {"score": score}
-        if self.predictor_type == "binary_classifier":
-            out["predicted_label"] = (score >= 0.5).astype(np.float32)
-        return out
+        return self._outputs(self._scores(
+            self.decision_rows(batch.indices, batch.offsets, batch.values)))
 
     def recommend(self, user_ids: Any, *, k: int = 10, **options: Any) -> list[Any]:
         """Return one :class:`~fmkit.inference.recommend.Recommendation` per raw user id.
