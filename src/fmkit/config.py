@@ -39,8 +39,6 @@ DEVICES = ("auto", "cpu", "cuda")
 SOLVER_EPOCHS = {"mcmc": 200, "als": 15}
 GROUPS = ("bias", "linear", "factors")
 
-_UNSET = object()
-
 
 @dataclass(frozen=True)
 class Param:
@@ -315,8 +313,6 @@ class FMConfig:
                     f"{group}_init_method is {method!r} but {group}_init_{needed} is not set; "
                     f"set {group}_init_{needed} or use {group}_init_method='normal'."
                 )
-        if self.solver != "sgd" and self.optimizer != "adam":
-            pass  # optimizer only matters for sgd; accepted and ignored otherwise
         if self.solver == "als" and self.predictor_type != "regressor":
             raise ConfigError(
                 "solver 'als' supports only predictor_type='regressor'; got "
