@@ -103,7 +103,7 @@ def auc(labels: Array, scores: Array, weights: Array | None = None) -> float:
     order = np.argsort(s, kind="mergesort")
     s, t, w = s[order], t[order], w[order]
     # group ties: for each distinct score, negatives below it and half the tied negatives
-    uniq, start = np.unique(s, return_index=True)
+    start = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))  # s is sorted
     neg_in = np.add.reduceat(np.where(t, 0.0, w), start)
     pos_in = np.add.reduceat(np.where(t, w, 0.0), start)
     neg_below = np.concatenate([[0.0], np.cumsum(neg_in)[:-1]])

@@ -141,6 +141,3 @@ class RowSparseOptimizer:
             p.add_(g, alpha=-settings.lr)
         if rows is not None:
             p_all.index_copy_(0, rows, p)
-
-    def state_tensors(self) -> dict[str, tuple[torch.Tensor, ...]]:
-        return self.state
