@@ -190,10 +190,16 @@ def iter_channel(
     """
     files, formats, base = _channel(uri, format, content_type, rank, world_size,
                                     distribution, zero_based)
+    yield from _iter_files(files, formats, base, require_labels)
+
+
+def _iter_files(files: list[str], formats: list[str], zero_based: bool,
+                require_labels: bool) -> Iterator[SparseBatch]:
+    """Yield the rows of listed files in order; check that they agree on feature_dim."""
     dim_source: tuple[int, str] | None = None
     for f, fmt in zip(files, formats):
         for batch in iter_file(f, format=fmt, require_labels=require_labels,
-                               zero_based=base):
+                               zero_based=zero_based):
             if require_labels and batch.labels is None:
                 raise DataError(f"{f}: training data needs a label for every row; found "
                                 "rows without one.")
@@ -243,16 +249,18 @@ def read(
     FormatError
         Bytes that are not the format, with file, record or line, and byte offset.
     """
-    guess = False
-    if zero_based is None:
-        files = channels.list_files(uri)
-        # a channel of libsvm files only is read once with keys as written, and the base
-        # guessed from the rows in memory, rather than scanned twice
-        guess = all(file_format(f, format, content_type) == "libsvm" for f in files)
-    batches = list(iter_channel(uri, format=format, content_type=content_type, rank=0,
-                                 world_size=1, distribution="FullyReplicated",
-                                 require_labels=require_labels,
-                                 zero_based=True if guess else zero_based))
+    files = channels.list_files(uri)
+    formats = [file_format(f, format, content_type) for f in files]
+    # a channel of libsvm files only is read once with keys as written, and the base
+    # guessed from the rows in memory, rather than scanned twice
+    guess = zero_based is None and all(fmt == "libsvm" for fmt in formats)
+    if guess:
+        base = True
+    elif zero_based is None and "libsvm" in formats:
+        base = libsvm_zero_based(files, formats, None)
+    else:
+        base = bool(zero_based)
+    batches = list(_iter_files(files, formats, base, require_labels))
     batch = concat(batches) if batches else SparseBatch.from_arrays([], [0], [])
     if guess and batch.nnz and int(batch.indices.min()) > 0:
         if batch.indices.flags.writeable:  # the parser's own array: no second copy
