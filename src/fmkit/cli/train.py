@@ -142,8 +142,13 @@ class StreamedChannel:
         self.feature_dim = feature_dim
         self.rank, self.world_size, self.distribution = rank, world_size, distribution
         self.n_rows = None
+        # libsvm's key base is guessed by a scan of the channel: do it once, not every pass
+        files = fio.list_files(uri)
+        formats = [fio.file_format(f, None, content_type) for f in files]
+        self.zero_based = fio.libsvm_zero_based(files, formats, None)
         if feature_dim is None:
-            first = next(iter(fio.iter_batches(uri, 1, content_type=content_type)), None)
+            first = next(iter(fio.iter_batches(uri, 1, content_type=content_type,
+                                               zero_based=self.zero_based)), None)
             if first is None:
                 raise DataError(f"{uri}: the channel has no rows.")
             self.feature_dim = first.feature_dim
@@ -153,7 +158,7 @@ class StreamedChannel:
 
         by_file = self.world_size > 1 and self.distribution == "ShardedByS3Key"
         batches = fio.iter_batches(self.uri, batch_size, content_type=self.content_type,
-                                   require_labels=True,
+                                   require_labels=True, zero_based=self.zero_based,
                                    rank=self.rank if by_file else 0,
                                    world_size=self.world_size if by_file else 1,
                                    distribution=self.distribution if by_file
