@@ -107,3 +107,41 @@ def test_real_ml100k_ua_and_side_features(ml100k):
     assert names == [("user", 943), ("item", 1682), ("user_age", 7), ("user_gender", 2),
                      ("user_occupation", 21), ("item_genre", 19)]
     assert abs(float(data.train.labels.mean()) - 0.55) < 0.02
+
+
+def test_implicit_features_come_from_training_pairs_only(tmp_path):
+    src = write_fake_ml100k(tmp_path / "ml")
+    plain = load_movielens(src, target="rating", side_features=True)
+    data = load_movielens(src, target="rating", side_features=True, implicit=True)
+    vocab = data.vocabulary
+    rated, raters = vocab.field("user_rated"), vocab.field("item_raters")
+    assert (rated.role, raters.role) == ("user", "item")
+    assert not rated.one_hot and not raters.one_hot
+    assert rated.offset == plain.vocabulary.feature_dim  # earlier keys do not move
+    assert vocab.feature_dim == rated.offset + 40 + 30
+    base = np.loadtxt(src / "ua.base", dtype=np.int64)[:, :3]
+    for n, batch in (("train", data.train), ("test", data.test)):
+        users = np.loadtxt(src / f"ua.{n if n == 'test' else 'base'}", dtype=np.int64)
+        for k in (0, 7, batch.n_rows - 1):
+            u, i = users[k, 0], users[k, 1]
+            row = batch.slice(k, k + 1)
+            keys, vals = row.indices, row.values
+            mine = base[base[:, 0] == u, 1]  # the user's training movies, test excluded
+            in_rated = (keys >= rated.offset) & (keys < rated.offset + rated.size)
+            assert sorted(keys[in_rated] - rated.offset + 1) == sorted(mine)
+            assert np.allclose(vals[in_rated], 1 / np.sqrt(len(mine)))
+            theirs = base[base[:, 1] == i, 0]
+            in_raters = (keys >= raters.offset) & (keys < raters.offset + raters.size)
+            assert sorted(keys[in_raters] - raters.offset + 1) == sorted(theirs)
+            if len(theirs):
+                assert np.allclose(vals[in_raters], 1 / np.sqrt(len(theirs)))
+            # the earlier part of the row is the plain encoding's row, keys still sorted
+            ref = getattr(plain, n).slice(k, k + 1)
+            assert np.array_equal(keys[:ref.indices.size], ref.indices)
+            assert np.all(np.diff(keys) > 0)
+    # the vocabulary rebuilds a user's row exactly as training saw it
+    first = data.train.slice(0, 1)
+    user_row = vocab.entity_rows("user", [str(np.loadtxt(src / "ua.base", dtype=np.int64)[0, 0])])
+    assert set(user_row.indices) <= set(first.indices)
+    assert set(user_row.indices) >= set(first.indices[(first.indices >= rated.offset)
+                                                      & (first.indices < raters.offset)])

@@ -210,6 +210,9 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(4.0, help="Rating at or above which the label is 1."),
         side_features: bool = typer.Option(False, "--side-features", help="Add age bucket, "
                                            "gender, occupation and genres."),
+        implicit: bool = typer.Option(
+            False, "--implicit", help="Add implicit feedback from the training ratings: the "
+            "user's rated movies and the movie's raters (docs/movielens.md)."),
         format: str = typer.Option("recordio-protobuf", "--format",
                                    help="recordio-protobuf|libsvm|csv|npz"),
         seed: int = typer.Option(0, help="Seed of the random split."),
@@ -221,7 +224,7 @@ def register(app: typer.Typer) -> None:
 
         src = resolve_data_dir(data_dir, fmkit_home() / "datasets")
         data = load_movielens(src, split=split, target=target, threshold=threshold,
-                              side_features=side_features, seed=seed)
+                              side_features=side_features, implicit=implicit, seed=seed)
         ext = {"recordio-protobuf": "recordio", "libsvm": "libsvm", "csv": "csv",
                "npz": "npz"}.get(format)
         if ext is None:

@@ -5,8 +5,10 @@ Rows are one-hot ``[user | movie]``: for ml-100k the keys are ``user_id - 1`` an
 gender and occupation and the movie's genres (multi-hot) are appended after those keys,
 with the values of :data:`SIDE_SCALES` (0.1 for each user side key; a movie's genres share
 0.2), smaller than the 1.0 of the user and item keys so that the side factors do not
-overfit (docs/movielens.md). The label is the rating (``target='rating'``) or 1.0 when
-rating >= ``threshold`` (``target='binary'``).
+overfit (docs/movielens.md). With ``implicit`` each row also gets its user's training movies
+and its movie's training users (implicit feedback: which pairs were rated, not how), each
+with value 1/sqrt(count), after every other key. The label is the rating
+(``target='rating'``) or 1.0 when rating >= ``threshold`` (``target='binary'``).
 
 The data comes from a folder in the original layout (``u.data``, ``u.user``, ``u.item``,
 ``ua.base``... for 100K; ``ratings.dat``, ``users.dat``, ``movies.dat`` with ``::`` for 1M),
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from fmkit.errors import DataError
 from fmkit.io import paths
@@ -141,6 +144,7 @@ def load_movielens(
     target: str = "binary",
     threshold: float = 4.0,
     side_features: bool = False,
+    implicit: bool = False,
     seed: int = 0,
 ) -> MovieLensData:
     """Load MovieLens (100K or 1M) and encode train/test rows.
@@ -156,6 +160,10 @@ def load_movielens(
         Label: 1.0 if rating >= ``threshold`` else 0.0, or the rating itself.
     side_features : bool
         Append age bucket, gender, occupation and genres.
+    implicit : bool
+        Append implicit feedback from the training ratings: the movies the row's user rated
+        (field ``user_rated``) and the users who rated the row's movie (``item_raters``),
+        each key with value 1/sqrt(the count). Test ratings never enter.
     seed : int
         Seed of the 'random' split.
 
@@ -168,9 +176,9 @@ def load_movielens(
         raise DataError(f"target must be 'binary' or 'rating'; got {target!r}.")
     src = _Source(Path(data_dir))
     if src.has("u.data"):
-        return _load_100k(src, split, target, threshold, side_features, seed)
+        return _load_100k(src, split, target, threshold, side_features, implicit, seed)
     if src.has("ratings.dat"):
-        return _load_1m(src, split, target, threshold, side_features, seed)
+        return _load_1m(src, split, target, threshold, side_features, implicit, seed)
     raise DataError(f"{data_dir}: no MovieLens files found (expected u.data for ml-100k or "
                     "ratings.dat for ml-1m).")
 
@@ -182,7 +190,7 @@ def _random_split(ratings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _load_100k(src: _Source, split: str, target: str, threshold: float, side: bool,
-               seed: int) -> MovieLensData:
+               implicit: bool, seed: int) -> MovieLensData:
     if split == "random":
         train, test = _random_split(_parse_ratings(src.read("u.data"), "\t", "u.data"), seed)
     elif split in SPLITS_100K:
@@ -214,11 +222,11 @@ def _load_100k(src: _Source, split: str, target: str, threshold: float, side: bo
     n_users = max(max(users, default=0), int(train[:, 0].max()), int(test[:, 0].max()))
     n_items = max(max(items, default=0), int(train[:, 1].max()), int(test[:, 1].max()))
     return _encode(train, test, n_users, n_items, users, items, genre_names, target, threshold,
-                   side)
+                   side, implicit)
 
 
 def _load_1m(src: _Source, split: str, target: str, threshold: float, side: bool,
-             seed: int) -> MovieLensData:
+             implicit: bool, seed: int) -> MovieLensData:
     if split != "random":
         raise DataError(f"ml-1m has no {split!r} split files; use --split random.")
     ratings = _parse_ratings(src.read("ratings.dat"), "::", "ratings.dat")
@@ -243,13 +251,13 @@ def _load_1m(src: _Source, split: str, target: str, threshold: float, side: bool
     n_users = max(max(users, default=0), int(ratings[:, 0].max()))
     n_items = max(max(items, default=0), int(ratings[:, 1].max()))
     return _encode(train, test, n_users, n_items, users, items, sorted(genres), target,
-                   threshold, side)
+                   threshold, side, implicit)
 
 
 def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
             users: dict[int, tuple[str, str, str]], items: dict[int, list[str]],
             genre_names: list[str], target: str, threshold: float,
-            side: bool) -> MovieLensData:
+            side: bool, implicit: bool) -> MovieLensData:
     fields = [
         Field("user", 0, n_users, "user", True, tuple(str(u) for u in range(1, n_users + 1))),
         Field("item", n_users, n_items, "item", True,
@@ -280,29 +288,61 @@ def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
                 if gs:
                     item_side[str(iid)] = [(index[g], scale / len(gs)) for g in gs]
             offset += len(genre_names)
+    if implicit:
+        offset = _add_implicit(train, n_users, n_items, offset, fields, user_side, item_side)
     counts = np.bincount(train[:, 1] - 1, minlength=n_items)
     vocab = Vocabulary(offset, fields, "user", "item", user_side, item_side,
                        [int(c) for c in counts])
+    users_csr = _entity_table(n_users, 0, user_side, offset)
+    items_csr = _entity_table(n_items, n_users, item_side, offset)
 
     def rows(r: np.ndarray) -> SparseBatch:
-        indices: list[int] = []
-        values: list[float] = []
-        offsets = [0]
-        for u, i, _ in r:
-            indices += [u - 1, n_users + i - 1]
-            values += [1.0, 1.0]
-            for a, b in user_side.get(str(u), ()):
-                indices.append(a)
-                values.append(b)
-            for a, b in item_side.get(str(i), ()):
-                indices.append(a)
-                values.append(b)
-            offsets.append(len(indices))
+        # user and item keys, then their side keys, in key order (the two parts never overlap)
+        x = (users_csr[r[:, 0] - 1] + items_csr[r[:, 1] - 1]).tocsr()
+        x.sort_indices()
         labels = (r[:, 2] >= threshold).astype(np.float32) if target == "binary" \
             else r[:, 2].astype(np.float32)
-        return SparseBatch.from_arrays(indices, offsets, values, labels, feature_dim=offset)
+        return SparseBatch.from_arrays(x.indices.astype(np.int64), x.indptr.astype(np.int64),
+                                       x.data.astype(np.float32), labels, feature_dim=offset)
 
     return MovieLensData(rows(train), rows(test), vocab)
+
+
+def _entity_table(n: int, first_key: int, side: dict[str, list[tuple[int, float]]],
+                  feature_dim: int) -> sp.csr_matrix:
+    """Return (n, feature_dim) CSR: row e-1 holds entity e's one-hot key and its side keys."""
+    rows, cols, vals = [], [], []
+    for e in range(1, n + 1):
+        rows.append(e - 1)
+        cols.append(first_key + e - 1)
+        vals.append(1.0)
+        for a, b in side.get(str(e), ()):
+            rows.append(e - 1)
+            cols.append(a)
+            vals.append(b)
+    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(n, feature_dim))
+
+
+def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,
+                  fields: list[Field], user_side: dict[str, list[tuple[int, float]]],
+                  item_side: dict[str, list[tuple[int, float]]]) -> int:
+    """Append the ``user_rated`` and ``item_raters`` fields; return the new feature_dim."""
+    pairs = np.unique(train[:, :2] - 1, axis=0)  # (user, item), 0-based, each pair once
+    for role, own, other, n_own, n_other, side, name in (
+            ("user", 0, 1, n_users, n_items, user_side, "user_rated"),
+            ("item", 1, 0, n_items, n_users, item_side, "item_raters")):
+        fields.append(Field(name, offset, n_other, role, False,
+                            tuple(str(i) for i in range(1, n_other + 1))))
+        order = np.lexsort((pairs[:, other], pairs[:, own]))
+        own_ids, other_ids = pairs[order, own], pairs[order, other]
+        counts = np.bincount(own_ids, minlength=n_own)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for e in np.flatnonzero(counts):
+            value = float(1.0 / np.sqrt(counts[e]))
+            keys = offset + other_ids[starts[e]:starts[e + 1]]
+            side.setdefault(str(e + 1), []).extend((int(k), value) for k in keys)
+        offset += n_other
+    return offset
 
 
 def resolve_data_dir(data_dir: str | None, cache_dir: Path) -> Path:
