@@ -265,3 +265,16 @@ def test_torch_backend_on_cuda_follows_the_numba_chain():
     gpu, _ = fit_mcmc(cfg.replace(device="cuda"), batch, groups=groups)
     assert gpu.metadata["backend"] == "torch"
     np.testing.assert_allclose(gpu.V, cpu.V, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["regressor", "binary_classifier"])
+def test_train_metrics_are_the_posterior_mean_of_the_kept_samples(task):
+    train, _, groups = _one_hot(binary=task == "binary_classifier")
+    artifact, _ = fit_mcmc(_config(predictor_type=task, epochs=30, burn_in=10), train,
+                           groups=groups)
+    ours = artifact.metadata["train_metrics"]
+    scores = Predictor(artifact).predict_scores(train)  # every kept sample, float32 weights
+    ref = compute_metrics(task, train.labels, scores, prefix="train")
+    assert set(ours) == set(ref)
+    for key, value in ref.items():
+        assert ours[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key

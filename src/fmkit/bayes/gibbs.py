@@ -18,8 +18,9 @@ import scipy.sparse as sp
 
 from fmkit.artifact import Artifact
 from fmkit.bayes.groups import check_groups, group_runs
-from fmkit.bayes.kernels import BACKENDS
+from fmkit.bayes.kernels import BACKENDS, default_backend
 from fmkit.bayes.priors import Hyperpriors
+from fmkit.bayes.relations import find_relations
 from fmkit.bayes.sampler import CoordinateSampler
 from fmkit.bayes.settings import init_sigma
 from fmkit.bayes.torch_sampler import TorchSampler
@@ -208,7 +209,11 @@ def fit_mcmc(
 
     rng = np.random.default_rng(config.seed)
     weights = None if train.weights is None else train.weights.astype(np.float64)
-    args = (train.to_csr(feature_dim), train.labels.astype(np.float64),  # type: ignore[union-attr]
+    csr = train.to_csr(feature_dim)
+    if not csr.has_canonical_format:  # find_relations reads sorted rows
+        csr = csr.copy()
+        csr.sum_duplicates()
+    args = (csr, train.labels.astype(np.float64),  # type: ignore[union-attr]
             group_ids, K, rng)
     kw: dict[str, Any] = {"likelihood": "probit" if binary else "gaussian", "mode": "gibbs",
                           "init_sigma": init_sigma(config), "prior": prior,
@@ -217,6 +222,8 @@ def fit_mcmc(
     if backend == "torch":
         sampler = TorchSampler(*args, device=_torch_device(config.device), **kw)
     else:
+        if (backend or default_backend()) == "numba":
+            kw["relations"] = find_relations(csr, group_ids)
         sampler = CoordinateSampler(*args, backend=backend, **kw)
     scorer = None if test is None else _TestScorer(test, feature_dim, link)
     w0s: list[np.float32] = []
@@ -224,6 +231,8 @@ def fit_mcmc(
     Vs: list[npt.NDArray[np.float32]] = []
     history: list[dict[str, Any]] = []
     test_metrics: dict[str, float] = {}
+    train_sum = np.zeros(train.n_rows)  # link(outputs) summed over the kept samples
+    train_count = 0
     done = 0
     for epoch in range(1, sweeps + 1):
         start = time.perf_counter()
@@ -243,6 +252,8 @@ def fit_mcmc(
             w = cur_w.astype(np.float32)
             V = np.ascontiguousarray(cur_Vt.T, dtype=np.float32)
             if kept:
+                train_sum += apply_link(link, sampler.outputs())
+                train_count += 1
                 w0s.append(w0)
                 ws.append(w)
                 Vs.append(V)
@@ -279,8 +290,13 @@ def fit_mcmc(
         "kept_sweeps": [k for k in keep_at if k <= done],
         "groups": group_runs(group_ids),
         "backend": "torch" if backend == "torch" else sampler.backend,
+        "relations": [[u.start, u.stop] for u in sampler.relations],
         "hyperparameters": config.to_dict(),
     }
+    if train_count:  # the posterior mean on the training rows, from the sampler's outputs
+        metadata["train_metrics"] = compute_metrics(
+            config.predictor_type, train.labels, train_sum / train_count,
+            weights=train.weights, prefix="train")
     if test_metrics:
         metadata["test_metrics"] = test_metrics
     artifact = Artifact(

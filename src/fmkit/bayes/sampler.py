@@ -30,6 +30,7 @@ from fmkit.bayes.groups import Block, plan_blocks
 from fmkit.bayes.kernels import default_backend, predict_rows, update_block
 from fmkit.bayes.likelihood import sample_latent
 from fmkit.bayes.priors import Hyperpriors, membership, sample_alpha, sample_group_priors
+from fmkit.bayes.relations import Relation, RelationUpdater, without_ranges
 
 Float64 = npt.NDArray[np.float64]
 
@@ -63,6 +64,9 @@ class CoordinateSampler:
         ALS only: fixed precisions (L2 penalties) of ``w0``, ``w`` and ``V``.
     refresh : int, default=10
         Recompute predictions from scratch every this many sweeps (rounding drift).
+    relations : list of Relation, optional
+        Key ranges updated per entity (:mod:`fmkit.bayes.relations`, numba backend only);
+        they are updated after the other keys of each pass.
     """
 
     def __init__(
@@ -82,8 +86,13 @@ class CoordinateSampler:
         blocks: Sequence[Block] | None = None,
         reg: tuple[float, float, float] = (0.0, 0.0, 0.0),
         refresh: int = 10,
+        relations: Sequence[Relation] = (),
     ) -> None:
-        csr = sp.csr_matrix(X, dtype=np.float64, copy=True)  # sorted in place below
+        self.r = (np.ones(X.shape[0]) if row_weights is None
+                  else np.asarray(row_weights, np.float64))
+        self.relations = [RelationUpdater(rel, self.r) for rel in relations]
+        csr = _without_keys(sp.csr_matrix(X), [(u.start, u.stop) for u in relations])
+        csr = sp.csr_matrix(csr, dtype=np.float64, copy=True)  # sorted in place below
         csr.sum_duplicates()
         self.X = csr
         self.X2 = csr.multiply(csr).tocsr()
@@ -103,8 +112,8 @@ class CoordinateSampler:
         self.prior = prior or Hyperpriors()
         self.backend = backend or default_backend()
         self.blocks = list(blocks) if blocks is not None else plan_blocks(csc)
-        self.r = (np.ones(self.n_rows) if row_weights is None
-                  else np.asarray(row_weights, np.float64))
+        if relations:
+            self.blocks = without_ranges(self.blocks, [(u.start, u.stop) for u in relations])
         self._kernel_r = None if row_weights is None else self.r  # None: unweighted loops
         self.groups = np.ascontiguousarray(groups, np.int64)
         self.member = membership(self.groups)
@@ -139,7 +148,10 @@ class CoordinateSampler:
     # ------------------------------------------------------------------ predictions
     def predict_train(self) -> Float64:
         """Return the current FM outputs on the training rows (N,), float64."""
-        return predict_rows(self.backend, self.X, self.X2, self.w0, self.w, self.Vt, self.Q)
+        y = predict_rows(self.backend, self.X, self.X2, self.w0, self.w, self.Vt, self.Q)
+        for u in self.relations:
+            u.add_outputs(self.w, self.Vt, self.Q, y)
+        return y
 
     # ------------------------------------------------------------------ sweep
     def _noise(self, *shape: int) -> Float64:
@@ -178,6 +190,9 @@ class CoordinateSampler:
             update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                          self.rows, self.vals, self._kernel_r, e, None, self.w, self.groups,
                          self.lam_w, self.mu_w, alpha, self._noise(b.stop - b.start), scale)
+        for u in self.relations:
+            u.linear(e, self.w, self.groups, self.lam_w, self.mu_w, alpha,
+                     self._noise(u.stop - u.start), scale)
         if gibbs:
             self.lam_v, self.mu_v = sample_group_priors(
                 self.rng, self.Vt, self.member, self.counts, self.mu_v, self.prior)
@@ -188,10 +203,17 @@ class CoordinateSampler:
                 update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                              self.rows, self.vals, self._kernel_r, e, q, v, self.groups, lam,
                              mu, alpha, self._noise(b.stop - b.start), scale)
+            for u in self.relations:
+                u.factor(e, q, v, self.groups, lam, mu, alpha, self._noise(u.stop - u.start),
+                         scale)
 
     def residuals(self) -> Float64:
         """Return the residuals (N,) of the last sweep's targets, as numpy."""
         return self.e
+
+    def outputs(self) -> Float64:
+        """Return the current sample's FM outputs on the training rows (N,), as numpy."""
+        return self.latent - self.e
 
     def snapshot(self) -> tuple[float, Float64, Float64]:
         """Return ``(w0, w (F,), Vt (K, F))``: numpy views of the current sample."""
@@ -200,3 +222,15 @@ class CoordinateSampler:
     def parameters(self) -> tuple[float, Float64, Float64]:
         """Return ``(w0, w (F,), V (F, K))`` as float64 copies."""
         return self.w0, self.w.copy(), self.Vt.T.copy()
+
+
+def _without_keys(csr: sp.csr_matrix, ranges: list[tuple[int, int]]) -> sp.csr_matrix:
+    """Return ``csr`` with the entries of the key ranges removed (the relations' keys)."""
+    if not ranges:
+        return csr
+    keep = np.ones(csr.shape[1], bool)
+    for a, b in ranges:
+        keep[a:b] = False
+    pos = np.flatnonzero(keep[csr.indices])
+    indptr = np.searchsorted(pos, csr.indptr)
+    return sp.csr_matrix((csr.data[pos], csr.indices[pos], indptr), shape=csr.shape)

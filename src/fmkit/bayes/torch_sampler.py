@@ -193,6 +193,10 @@ class TorchSampler(CoordinateSampler):
         """Return the current residuals (N,) as numpy."""
         return np.asarray(self.e_t.cpu().numpy())
 
+    def outputs(self) -> Float64:
+        """Return the current sample's FM outputs on the training rows (N,) as numpy."""
+        return np.asarray((self.latent_t - self.e_t).cpu().numpy())
+
     def snapshot(self) -> tuple[float, Float64, Float64]:
         """Return ``(w0, w, Vt)`` copied to numpy."""
         self.sync()
