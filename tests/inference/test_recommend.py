@@ -234,3 +234,27 @@ def test_sagemaker_model_top10_equals_scoring_every_unrated_item(sagemaker_u1, m
         got = rec.recommend(str(user), k=10)
         assert got.items == [str(i + 1) for i in order]
         np.testing.assert_allclose(got.scores, np.sort(scores)[::-1][:10], rtol=1e-5)
+
+
+def test_implicit_feedback_rows_score_as_the_data_rows(tmp_path):
+    """A model on `prepare movielens --implicit` rows recommends from the same rows."""
+    from helpers.movielens import write_fake_ml100k
+
+    from fmkit.bayes import fit_mcmc
+    from fmkit.config import FMConfig
+    from fmkit.datasets.movielens import load_movielens
+
+    src = write_fake_ml100k(tmp_path / "ml")
+    data = load_movielens(src, target="rating", side_features=True, implicit=True)
+    vocab = data.vocabulary
+    cfg = FMConfig.from_values({"predictor_type": "regressor", "num_factors": 3, "epochs": 8,
+                                "burn_in": 4, "seed": 0, "feature_dim": vocab.feature_dim})
+    artifact, _ = fit_mcmc(cfg, data.train, groups=vocab.groups())
+    artifact.vocabulary = vocab.to_dict()
+    rec = Recommender(artifact)
+    test = np.loadtxt(src / "ua.test", dtype=np.int64)
+    expected = Predictor(artifact).predict_scores(data.test)
+    item_ids = vocab.ids("item")
+    for k in (0, 5, len(test) - 1):
+        scores = rec.score_rows(rec.user_rows([str(test[k, 0])]))[0]
+        assert scores[item_ids.index(str(test[k, 1]))] == pytest.approx(expected[k], rel=1e-5)
