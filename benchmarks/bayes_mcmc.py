@@ -1,14 +1,18 @@
 """Bayesian FM on MovieLens 100K ua: fmkit's Gibbs sampler and ALS against myFM, side by side.
 
 For each task (rating regression; binary label rating >= 4) with and without side features
-(age bucket, gender, occupation, genres), fits fmkit ``fit_mcmc`` and myFM's Gibbs sampler
-at the same rank, sweeps, burn-in and prior groups (one per field), for several seeds, and
-reports fit wall time (median) and test metrics (mean +- std). Then fmkit ALS.
+(age bucket, gender, occupation, genres) and, with ``--implicit yes``, implicit feedback
+(each row's user's training movies and movie's training raters), fits fmkit ``fit_mcmc``
+and myFM's Gibbs sampler at the same rank, sweeps, burn-in and prior groups (one per
+field), for several seeds, and reports fit wall time (median) and test metrics (mean +-
+std). Both samplers get the implicit fields as relation blocks (myFM's ``RelationBlock``;
+fmkit finds them itself). Then fmkit ALS.
 
 Run::
 
     .venv/bin/python benchmarks/bayes_mcmc.py [--data ../shared/data/ml-100k] [--seeds 3]
-        [--sweeps 200] [--rank 8] [--tasks rating,binary] [--no-myfm] [--append]
+        [--sweeps 200] [--rank 8] [--tasks rating,binary] [--side no,yes]
+        [--implicit no] [--no-myfm] [--append]
 
 ``--append`` adds the results to benchmarks/RESULTS.md. myFM is optional
 (``pip install myfm``); its import needs ``pkg_resources``, shimmed here when setuptools
@@ -34,6 +38,7 @@ import numpy as np
 
 from fmkit.bayes import fit_als, fit_mcmc
 from fmkit.bayes.gibbs import default_burn_in
+from fmkit.bayes.relations import find_relations
 from fmkit.config import FMConfig
 from fmkit.datasets.movielens import load_movielens
 from fmkit.inference.predictor import Predictor
@@ -85,22 +90,38 @@ def run_fmkit(data: Any, task: str, seed: int, sweeps: int, rank: int, burn_in: 
 def run_myfm(myfm: Any, data: Any, task: str, seed: int, sweeps: int, rank: int,
              burn_in: int) -> tuple[tuple[float, float], dict[str, float]]:
     F = data.vocabulary.feature_dim
-    X = data.train.to_csr(F).astype(np.float64)
-    Xt = data.test.to_csr(F).astype(np.float64)
+    X, rel = _myfm_relations(myfm, data.train.to_csr(F), data.vocabulary.groups())
+    Xt, rel_t = _myfm_relations(myfm, data.test.to_csr(F), data.vocabulary.groups())
     groups = data.vocabulary.groups()
     shapes = np.bincount(groups).tolist()
     cls = myfm.MyFMRegressor if task == "rating" else myfm.MyFMClassifier
     model = cls(rank=rank, random_seed=seed)
     start, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stderr(io.StringIO()):  # myFM's progress bar
-        model.fit(X, data.train.labels.astype(np.float64), n_iter=sweeps,
+        model.fit(X, data.train.labels.astype(np.float64), X_rel=rel, n_iter=sweeps,
                   n_kept_samples=sweeps - burn_in, group_shapes=shapes)
     seconds = (time.perf_counter() - start, time.process_time() - cpu)
     if task == "rating":
-        scores = model.predict(Xt)
+        scores = model.predict(Xt, rel_t)
         return seconds, compute_metrics("regressor", data.test.labels, scores)
-    scores = model.predict_proba(Xt)
+    scores = model.predict_proba(Xt, rel_t)
     return seconds, compute_metrics("binary_classifier", data.test.labels, scores)
+
+
+def _myfm_relations(myfm: Any, csr: Any, groups: Any) -> tuple[Any, list[Any]]:
+    """Split off the per-entity key ranges (the trailing implicit fields) as RelationBlocks.
+
+    myFM places relation columns after X's, in block order, which is where
+    ``prepare movielens --implicit`` puts them.
+    """
+    csr = csr.astype(np.float64).tocsr()
+    rels = find_relations(csr, groups)
+    if not rels:
+        return csr, []
+    assert rels[-1].stop == csr.shape[1] and all(  # contiguous and last
+        a.stop == b.start for a, b in zip(rels, rels[1:], strict=False))
+    blocks = [myfm.RelationBlock(r.entity.tolist(), r.table) for r in rels]
+    return csr[:, :rels[0].start].tocsr(), blocks
 
 
 def run_als(data: Any, seed: int, rank: int) -> tuple[tuple[float, float], dict[str, float]]:
@@ -138,6 +159,8 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--tasks", default="rating,binary")
     ap.add_argument("--side", default="no,yes")
+    ap.add_argument("--implicit", default="no",
+                    help="no, yes or no,yes: implicit feedback fields (prepare --implicit)")
     ap.add_argument("--no-myfm", action="store_true")
     ap.add_argument("--append", action="store_true")
     args = ap.parse_args()
@@ -148,43 +171,44 @@ def main() -> None:
     fit_mcmc(FMConfig.from_values({"predictor_type": "regressor", "num_factors": 2,
                                    "epochs": 2, "burn_in": 1}), warm.train.slice(0, 500))
     lines = []
-    for task in args.tasks.split(","):
-        for side in args.side.split(","):
-            data = load_movielens(args.data, split="ua", target=task,
-                                  side_features=side == "yes")
-            predictor_type = "regressor" if task == "rating" else "binary_classifier"
-            burn_in = (default_burn_in(args.sweeps, predictor_type) if args.burn_in is None
-                       else args.burn_in)
-            title = (f"{task}, {'with' if side == 'yes' else 'without'} side features "
-                     f"(feature_dim {data.vocabulary.feature_dim}, "
-                     f"{len(data.vocabulary.fields)} groups, burn-in {burn_in})")
-            print(title, flush=True)
-            lines.append(f"- {title}:")
-            names = ["fmkit mcmc"] + ([] if myfm is None else ["myFM 0.4 gibbs"])
-            runs: dict[str, list[Run]] = {n: [] for n in names}
-            for seed in range(args.seeds):  # alternate the two so load hits both alike
-                runs["fmkit mcmc"].append(
-                    run_fmkit(data, task, seed, args.sweeps, args.rank, burn_in))
-                if myfm is not None:
-                    runs["myFM 0.4 gibbs"].append(run_myfm(
-                        myfm, data, task, seed, args.sweeps, args.rank, burn_in))
-            for name in names:
-                line = summarise(name, task, runs[name])
-                print("  " + line, flush=True)
-                lines.append(f"  - {line}")
+    for task, side, implicit in [(t, s, i) for t in args.tasks.split(",")
+                                 for i in args.implicit.split(",") for s in args.side.split(",")]:
+        data = load_movielens(args.data, split="ua", target=task,
+                              side_features=side == "yes", implicit=implicit == "yes")
+        predictor_type = "regressor" if task == "rating" else "binary_classifier"
+        burn_in = (default_burn_in(args.sweeps, predictor_type) if args.burn_in is None
+                   else args.burn_in)
+        title = (f"{task}, {'with' if side == 'yes' else 'without'} side features"
+                 f"{', with implicit feedback' if implicit == 'yes' else ''} "
+                 f"(feature_dim {data.vocabulary.feature_dim}, "
+                 f"{len(data.vocabulary.fields)} groups, burn-in {burn_in})")
+        print(title, flush=True)
+        lines.append(f"- {title}:")
+        names = ["fmkit mcmc"] + ([] if myfm is None else ["myFM 0.4 gibbs"])
+        runs: dict[str, list[Run]] = {n: [] for n in names}
+        for seed in range(args.seeds):  # alternate the two so load hits both alike
+            runs["fmkit mcmc"].append(
+                run_fmkit(data, task, seed, args.sweeps, args.rank, burn_in))
             if myfm is not None:
-                ratios = [statistics.median(r[0][i] for r in runs["fmkit mcmc"])
-                          / statistics.median(r[0][i] for r in runs["myFM 0.4 gibbs"])
-                          for i in (0, 1)]
-                line = (f"fmkit / myFM fit time: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU "
-                        "(both single-threaded; CPU time is the steadier on a loaded machine)")
-                print("  " + line, flush=True)
-                lines.append(f"  - {line}")
-            if task == "rating" and side == "no":
-                als = [run_als(data, seed, args.rank) for seed in range(args.seeds)]
-                line = summarise("fmkit als (15 epochs)", task, als)
-                print("  " + line, flush=True)
-                lines.append(f"  - {line}")
+                runs["myFM 0.4 gibbs"].append(run_myfm(
+                    myfm, data, task, seed, args.sweeps, args.rank, burn_in))
+        for name in names:
+            line = summarise(name, task, runs[name])
+            print("  " + line, flush=True)
+            lines.append(f"  - {line}")
+        if myfm is not None:
+            ratios = [statistics.median(r[0][i] for r in runs["fmkit mcmc"])
+                      / statistics.median(r[0][i] for r in runs["myFM 0.4 gibbs"])
+                      for i in (0, 1)]
+            line = (f"fmkit / myFM fit time: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU "
+                    "(both single-threaded; CPU time is the steadier on a loaded machine)")
+            print("  " + line, flush=True)
+            lines.append(f"  - {line}")
+        if task == "rating" and side == "no" and implicit == "no":
+            als = [run_als(data, seed, args.rank) for seed in range(args.seeds)]
+            line = summarise("fmkit als (15 epochs)", task, als)
+            print("  " + line, flush=True)
+            lines.append(f"  - {line}")
     if args.append:
         uname = " ".join(platform.uname())
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
