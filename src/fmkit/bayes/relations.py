@@ -85,21 +85,22 @@ def find_relations(csr: sp.csr_matrix, groups: npt.NDArray[np.int64], *,
     runs = group_runs(groups)
     bounds = np.asarray([a for _, a, _ in runs] + [csr.shape[1]], np.int64)
     indptr, indices = csr.indptr, csr.indices
-    lo, hi = _range_spans(indptr, indices, bounds)  # (N, R): each range's part of each row
-    sizes = hi - lo
-    owners = [r for r in range(len(runs)) if bool(np.all(sizes[:, r] == 1))]
+    counts, one_hot = _range_stats(indptr, indices, bounds)  # O(ranges) memory
+    candidates = [r for r in range(len(runs)) if not one_hot[r] and counts[r] >= min_gain * n]
+    owners = [r for r in range(len(runs)) if one_hot[r]]
     found = []
-    for r, (_, a, b) in enumerate(runs):
-        if r in owners or int(sizes[:, r].sum()) < min_gain * n:
-            continue
+    for r in candidates:
+        a, b = int(bounds[r]), int(bounds[r + 1])
+        lo, hi = _range_span(indptr, indices, a, b)
         for o in owners:
-            entity = indices[lo[:, o]] - bounds[o]
+            entity = (indices[_range_span(indptr, indices, bounds[o], bounds[o + 1])[0]]
+                      - bounds[o]).astype(np.int64)
             first = np.full(bounds[o + 1] - bounds[o], -1, np.int64)
             first[entity[::-1]] = np.arange(n - 1, -1, -1)  # first row of each entity
-            if not _same_as_first(indices, csr.data, lo[:, r], hi[:, r], entity, first):
+            if not _same_as_first(indices, csr.data, lo, hi, entity, first):
                 continue
-            table = _table(indices, csr.data, lo[:, r], hi[:, r], first, a, b)
-            if sizes[:, r].sum() >= min_gain * (n + table.nnz):
+            table = _table(indices, csr.data, lo, hi, first, a, b)
+            if counts[r] >= min_gain * (n + table.nnz):
                 found.append(Relation(a, b, entity, table))
             break
     return found
@@ -194,21 +195,41 @@ def without_ranges(blocks: list[Any], ranges: list[tuple[int, int]]) -> list[Any
 if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True)
-    def _range_spans(indptr, indices, bounds):  # pragma: no cover - compiled
-        """Positions [lo, hi) of each key range's entries in each row (sorted indices)."""
-        n, R = indptr.shape[0] - 1, bounds.shape[0] - 1
-        lo = np.empty((n, R), np.int64)
-        hi = np.empty((n, R), np.int64)
+    def _range_stats(indptr, indices, bounds):  # pragma: no cover - compiled
+        """Entries of each key range, and whether it holds exactly one key in every row."""
+        R = bounds.shape[0] - 1
+        counts = np.zeros(R, np.int64)
+        one_hot = np.ones(R, np.bool_)
+        row = np.zeros(R, np.int64)
+        for i in range(indptr.shape[0] - 1):
+            row[:] = 0
+            r = 0
+            for p in range(indptr[i], indptr[i + 1]):
+                while indices[p] >= bounds[r + 1]:
+                    r += 1
+                if indices[p] >= bounds[r]:
+                    row[r] += 1
+            for r in range(R):
+                counts[r] += row[r]
+                if row[r] != 1:
+                    one_hot[r] = False
+        return counts, one_hot
+
+    @numba.njit(cache=True, nogil=True)
+    def _range_span(indptr, indices, a, b):  # pragma: no cover - compiled
+        """Positions [lo, hi) of the keys a..b-1 in each row (sorted indices)."""
+        n = indptr.shape[0] - 1
+        lo = np.empty(n, np.int64)
+        hi = np.empty(n, np.int64)
         for i in range(n):
             p = indptr[i]
             end = indptr[i + 1]
-            for r in range(R):
-                while p < end and indices[p] < bounds[r]:
-                    p += 1
-                lo[i, r] = p
-                while p < end and indices[p] < bounds[r + 1]:
-                    p += 1
-                hi[i, r] = p
+            while p < end and indices[p] < a:
+                p += 1
+            lo[i] = p
+            while p < end and indices[p] < b:
+                p += 1
+            hi[i] = p
         return lo, hi
 
     @numba.njit(cache=True, nogil=True)
