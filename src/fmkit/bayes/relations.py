@@ -158,17 +158,15 @@ class RelationUpdater:
     def factor(self, e: Float64, q: Float64, v: Float64, group: Any, lam: Float64,
                mu: Float64, alpha: float, noise: Float64, scale: float) -> None:
         """Update the factor column ``v[start:stop]``; correct ``e`` and ``q`` in place."""
-        mine = v[self.start:self.stop]
-        QR = self.table @ mine
-        S_old = self.table2 @ (mine * mine)
+        QR = self.table @ v[self.start:self.stop]
         sums = np.zeros((4, QR.shape[0]))  # P1, P2, E, PE
         _entity_sums4(self.entity, self.r, e, q, QR, sums)
         P1, P2, E, PE = sums
         QR_new = QR.copy()
+        dS = np.zeros_like(QR)  # change of sum_l c_el^2 v_lf^2 per entity
         _relation_factor(self.start, self.indptr, self.ents, self.vals, self.n_e, E, P1, P2,
-                         PE, QR_new, v, group, lam, mu, alpha, noise, scale)
-        mine = v[self.start:self.stop]
-        _apply_change(self.entity, QR_new - QR, self.table2 @ (mine * mine) - S_old, e, q)
+                         PE, QR_new, dS, v, group, lam, mu, alpha, noise, scale)
+        _apply_change(self.entity, QR_new - QR, dS, e, q)
 
     def add_outputs(self, w: Float64, Vt: Float64, Q: Float64, y: Float64) -> None:
         """Add the relation's keys to the outputs ``y`` (N,) and to ``Q`` (K, N) in place."""
@@ -296,8 +294,8 @@ if HAVE_NUMBA:
             theta[key] = new
 
     @numba.njit(cache=True, nogil=True)
-    def _relation_factor(start, indptr, ents, vals, n_e, E, P1, P2, PE, QR, theta, group,
-                         lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
+    def _relation_factor(start, indptr, ents, vals, n_e, E, P1, P2, PE, QR, dS, theta,
+                         group, lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
         for k in range(indptr.shape[0] - 1):
             key = start + k
             g = group[key]
@@ -320,4 +318,5 @@ if HAVE_NUMBA:
                 E[j] -= d * c * (n_e[j] * a + P1[j])
                 PE[j] -= d * c * (a * P1[j] + P2[j])
                 QR[j] += d * c
+                dS[j] += c * c * (new * new - old * old)
             theta[key] = new
