@@ -159,13 +159,12 @@ class RelationUpdater:
                mu: Float64, alpha: float, noise: Float64, scale: float) -> None:
         """Update the factor column ``v[start:stop]``; correct ``e`` and ``q`` in place."""
         QR = self.table @ v[self.start:self.stop]
-        sums = np.zeros((4, QR.shape[0]))  # P1, P2, E, PE
+        sums = np.zeros((QR.shape[0], 4))  # per entity: P1, P2, E, PE (one cache line)
         _entity_sums4(self.entity, self.r, e, q, QR, sums)
-        P1, P2, E, PE = sums
         QR_new = QR.copy()
         dS = np.zeros_like(QR)  # change of sum_l c_el^2 v_lf^2 per entity
-        _relation_factor(self.start, self.indptr, self.ents, self.vals, self.n_e, E, P1, P2,
-                         PE, QR_new, dS, v, group, lam, mu, alpha, noise, scale)
+        _relation_factor(self.start, self.indptr, self.ents, self.vals, self.n_e, sums,
+                         QR_new, dS, v, group, lam, mu, alpha, noise, scale)
         _apply_change(self.entity, QR_new - QR, dS, e, q)
 
     def add_outputs(self, w: Float64, Vt: Float64, Q: Float64, y: Float64) -> None:
@@ -251,15 +250,15 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True)
     def _entity_sums4(entity, r, e, q, QR, out):  # pragma: no cover - compiled
-        """P1, P2, E, PE of the module docstring, with ``p_i = q_i - QR[entity_i]``."""
+        """``out[e]`` = P1, P2, E, PE of the module docstring, ``p_i = q_i - QR[entity_i]``."""
         for i in range(entity.shape[0]):
             j = entity[i]
             p = q[i] - QR[j]
             rp = r[i] * p
-            out[0, j] += rp
-            out[1, j] += rp * p
-            out[2, j] += r[i] * e[i]
-            out[3, j] += rp * e[i]
+            out[j, 0] += rp
+            out[j, 1] += rp * p
+            out[j, 2] += r[i] * e[i]
+            out[j, 3] += rp * e[i]
 
     @numba.njit(cache=True, nogil=True)
     def _apply_change(entity, dQ, dS, e, q):  # pragma: no cover - compiled
@@ -294,8 +293,8 @@ if HAVE_NUMBA:
             theta[key] = new
 
     @numba.njit(cache=True, nogil=True)
-    def _relation_factor(start, indptr, ents, vals, n_e, E, P1, P2, PE, QR, dS, theta,
-                         group, lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
+    def _relation_factor(start, indptr, ents, vals, n_e, st, QR, dS, theta, group, lam, mu,
+                         alpha, noise, scale):  # pragma: no cover - compiled
         for k in range(indptr.shape[0] - 1):
             key = start + k
             g = group[key]
@@ -306,17 +305,17 @@ if HAVE_NUMBA:
                 j = ents[p]
                 c = vals[p]
                 a = QR[j] - old * c
-                s2 = n_e[j] * a * a + 2.0 * a * P1[j] + P2[j]
+                s2 = n_e[j] * a * a + 2.0 * a * st[j, 0] + st[j, 1]
                 prec += alpha * c * c * s2
-                num += alpha * c * (a * E[j] + PE[j] + old * c * s2)
+                num += alpha * c * (a * st[j, 2] + st[j, 3] + old * c * s2)
             new = num / prec + scale * noise[k] / math.sqrt(prec)
             d = new - old
             for p in range(indptr[k], indptr[k + 1]):
                 j = ents[p]
                 c = vals[p]
                 a = QR[j] - old * c
-                E[j] -= d * c * (n_e[j] * a + P1[j])
-                PE[j] -= d * c * (a * P1[j] + P2[j])
+                st[j, 2] -= d * c * (n_e[j] * a + st[j, 0])
+                st[j, 3] -= d * c * (a * st[j, 0] + st[j, 1])
                 QR[j] += d * c
                 dS[j] += c * c * (new * new - old * old)
             theta[key] = new
