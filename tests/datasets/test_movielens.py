@@ -145,3 +145,33 @@ def test_implicit_features_come_from_training_pairs_only(tmp_path):
     assert set(user_row.indices) <= set(first.indices)
     assert set(user_row.indices) >= set(first.indices[(first.indices >= rated.offset)
                                                       & (first.indices < raters.offset)])
+
+
+def test_ml1m_layout_random_split_side_and_implicit(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    pairs = sorted({(int(rng.integers(1, 21)), int(rng.integers(1, 31))) for _ in range(400)})
+    (folder / "ratings.dat").write_text("".join(
+        f"{u}::{i}::{int(rng.integers(1, 6))}::97830{k:04d}\n" for k, (u, i) in enumerate(pairs)))
+    (folder / "users.dat").write_text("".join(
+        f"{u}::{'MF'[u % 2]}::{(1, 18, 25)[u % 3]}::{u % 4}::0000{u}\n" for u in range(1, 21)))
+    (folder / "movies.dat").write_text("".join(
+        f"{i}::Movie {i} (1990)::{('Drama', 'Comedy|Drama', 'Action')[i % 3]}\n"
+        for i in range(1, 31)))
+    data = load_movielens(folder, split="random", target="rating", side_features=True,
+                          implicit=True, seed=1)
+    vocab = data.vocabulary
+    assert data.train.n_rows + data.test.n_rows == len(pairs)
+    assert [f.name for f in vocab.fields] == ["user", "item", "user_age", "user_gender",
+                                             "user_occupation", "item_genre", "user_rated",
+                                             "item_raters"]
+    assert vocab.field("item_genre").ids == ("Action", "Comedy", "Drama")
+    rated = vocab.field("user_rated")
+    row = data.train.slice(0, 1)
+    keys = row.indices
+    in_rated = (keys >= rated.offset) & (keys < rated.offset + rated.size)
+    assert in_rated.any() and np.allclose(row.values[in_rated],
+                                          1 / np.sqrt(in_rated.sum()))
+    with pytest.raises(DataError, match="no 'ua' split"):
+        load_movielens(folder, split="ua")
