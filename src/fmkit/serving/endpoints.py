@@ -130,14 +130,10 @@ def ping(url: str, *, timeout_s: float = 2.0) -> bool:
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
+    from fmkit.registry.jobs import process_alive
+
+    if not pid or not process_alive(pid, socket.gethostname()):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     try:  # a zombie child of this process counts as gone
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
