@@ -77,6 +77,20 @@ def read_hyperparameters_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def hyperparameter_values(hyperparameters: Optional[Path], args: list[str],
+                          defaults: Optional[str]) -> tuple[dict[str, Any], str]:
+    """Merge ``--hyperparameters FILE`` and the ``--name value`` flags (flags win); return
+    them with the defaults to apply: ``defaults``, else 'sagemaker' with a file, else 'fmkit'."""
+    values: dict[str, Any] = {}
+    if hyperparameters is not None:
+        values.update(read_hyperparameters_file(hyperparameters))
+    values.update(parse_hyperparameter_args(args))
+    chosen = defaults or ("sagemaker" if hyperparameters is not None else "fmkit")
+    if chosen not in ("sagemaker", "fmkit"):
+        raise ConfigError(f"--defaults must be 'sagemaker' or 'fmkit'; got {chosen!r}.")
+    return values, chosen
+
+
 def _find_vocabulary(explicit: Optional[str], train: str) -> Any:
     from fmkit.features.vocabulary import FILENAME, Vocabulary
 
@@ -293,13 +307,7 @@ def register(app: typer.Typer) -> None:
         """Train an FM; write the model and metrics.json (SageMaker metric names)."""
         from fmkit.config import FMConfig
 
-        values: dict[str, Any] = {}
-        if hyperparameters is not None:
-            values.update(read_hyperparameters_file(hyperparameters))
-        values.update(parse_hyperparameter_args(list(ctx.args)))
-        chosen = defaults or ("sagemaker" if hyperparameters is not None else "fmkit")
-        if chosen not in ("sagemaker", "fmkit"):
-            raise ConfigError(f"--defaults must be 'sagemaker' or 'fmkit'; got {chosen!r}.")
+        values, chosen = hyperparameter_values(hyperparameters, list(ctx.args), defaults)
         config = FMConfig.from_values(values, defaults=chosen)  # type: ignore[arg-type]
         options = dict(
             train=train, test=test, validation=validation, model_dir=model_dir,

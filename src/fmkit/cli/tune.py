@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -74,20 +73,12 @@ def register(app: typer.Typer) -> None:
         from fmkit.cli.train import (
             _find_vocabulary,
             _read_channel,
-            parse_hyperparameter_args,
-            read_hyperparameters_file,
+            hyperparameter_values,
         )
-        from fmkit.errors import ConfigError
         from fmkit.registry import Registry
         from fmkit.tuning import Tuner, read_ranges
 
-        fixed: dict[str, Any] = {}
-        if hyperparameters is not None:
-            fixed.update(read_hyperparameters_file(hyperparameters))
-        fixed.update(parse_hyperparameter_args(list(ctx.args)))
-        chosen = defaults or ("sagemaker" if hyperparameters is not None else "fmkit")
-        if chosen not in ("sagemaker", "fmkit"):
-            raise ConfigError(f"--defaults must be 'sagemaker' or 'fmkit'; got {chosen!r}.")
+        fixed, chosen = hyperparameter_values(hyperparameters, list(ctx.args), defaults)
         parsed_ranges = read_ranges(ranges) if ranges is not None else None
         tuner = Tuner(fixed, parsed_ranges, objective_metric_name=objective,
                       direction=direction, strategy=strategy, max_jobs=max_jobs,
