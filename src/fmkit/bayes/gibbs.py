@@ -26,7 +26,7 @@ from fmkit.bayes.settings import init_sigma
 from fmkit.bayes.torch_sampler import TorchSampler
 from fmkit.config import FMConfig
 from fmkit.errors import ConfigError, DataError, DivergenceError
-from fmkit.inference.predictor import apply_link
+from fmkit.inference.predictor import apply_link, fm_outputs
 from fmkit.metrics import compute_metrics
 from fmkit.sparse import SparseBatch
 
@@ -75,11 +75,7 @@ class _TestScorer:
         self.count = 0
 
     def _outputs(self, w0: np.float32, w: Any, V: Any) -> npt.NDArray[np.float64]:
-        # mirrors fmkit.inference.predictor.Predictor.decision_function for one sample
-        xv = np.asarray(self.csr @ V, np.float64)
-        x2v2 = np.asarray(self.csr2 @ (V * V), np.float64)
-        lin = np.asarray(self.csr @ w, np.float64)
-        return float(w0) + lin + 0.5 * (xv * xv - x2v2).sum(axis=1)
+        return fm_outputs(self.csr, self.csr2, w0, w, V, V * V)
 
     def current(self, w0: np.float32, w: Any, V: Any) -> npt.NDArray[np.float32]:
         """Return the scores of one sample alone."""
