@@ -27,16 +27,11 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    from fmkit.io.paths import atomic_write
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = target.suffix or ".png"
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}{suffix}")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(str(target)) as f:
+        fig.savefig(f, format=(target.suffix or ".png")[1:], dpi=110, bbox_inches="tight")
     return target
 
 
