@@ -229,7 +229,6 @@ class JobTracker:
         self.jobs = jobs
         self.name = name
         self.finished: TrainingJob | None = None
-        self._last_metrics: dict[str, Any] = {}
 
     @property
     def record(self) -> TrainingJob:
@@ -237,7 +236,6 @@ class JobTracker:
         return self.jobs.get(self.name)
 
     def log_epoch(self, epoch: int, logs: Mapping[str, Any]) -> None:
-        self._last_metrics = dict(logs)
         self.jobs.log_epoch(self.name, epoch, logs)
 
     def stop_requested(self) -> bool:

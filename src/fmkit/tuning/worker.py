@@ -61,7 +61,6 @@ class TrialOutcome:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     best_epoch: int | None = None
-    epochs_run: int = 0
     artifact: str | None = None
     reason: str | None = None
     seconds: float = 0.0
@@ -78,10 +77,8 @@ class _HookCallback:
 
     def __init__(self, on_epoch: EpochHook) -> None:
         self.on_epoch = on_epoch
-        self.epochs = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
-        self.epochs = epoch + 1
         action = self.on_epoch(epoch, {k: float(v) for k, v in logs.items()})
         if action == PRUNE:
             raise _Pruned(epoch)
@@ -118,17 +115,17 @@ def run_trial(spec: TrialSpec, data: TrialData, on_epoch: EpochHook) -> TrialOut
         if spec.model_dir is not None:
             artifact = str(save(result.artifact, spec.model_dir))
     except _Pruned as pruned:
-        return TrialOutcome("Pruned", epochs_run=pruned.epoch + 1,
+        return TrialOutcome("Pruned",
                             reason=f"pruned after epoch {pruned.epoch}: its per-epoch "
                                    "objective trailed the other trials",
                             seconds=time.perf_counter() - started)
     except Exception as exc:  # a failing trial is recorded and the tuning job goes on
         logger.debug("trial %d failed", spec.number, exc_info=True)
-        return TrialOutcome("Failed", epochs_run=hook.epochs, reason=_describe(exc)[:2000],
+        return TrialOutcome("Failed", reason=_describe(exc)[:2000],
                             seconds=time.perf_counter() - started)
     return TrialOutcome(
         result.status, metrics=dict(result.metrics), best_epoch=result.best_epoch,
-        epochs_run=len(result.history), artifact=artifact,
+        artifact=artifact,
         reason=result.stop_reason if result.status != "Completed" else None,
         seconds=time.perf_counter() - started,
     )
