@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from fmkit.errors import DataError
 from fmkit.io import paths
@@ -293,8 +292,9 @@ def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
     counts = np.bincount(train[:, 1] - 1, minlength=n_items)
     vocab = Vocabulary(offset, fields, "user", "item", user_side, item_side,
                        [int(c) for c in counts])
-    users_csr = _entity_table(n_users, 0, user_side, offset)
-    items_csr = _entity_table(n_items, n_users, item_side, offset)
+    # one row per user and per item, exactly as serving rebuilds them from the vocabulary
+    users_csr = vocab.entity_rows("user", vocab.ids("user"))
+    items_csr = vocab.entity_rows("item", vocab.ids("item"))
 
     def rows(r: np.ndarray) -> SparseBatch:
         # user and item keys, then their side keys, in key order (the two parts never overlap)
@@ -306,21 +306,6 @@ def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
                                        x.data.astype(np.float32), labels, feature_dim=offset)
 
     return MovieLensData(rows(train), rows(test), vocab)
-
-
-def _entity_table(n: int, first_key: int, side: dict[str, list[tuple[int, float]]],
-                  feature_dim: int) -> sp.csr_matrix:
-    """Return (n, feature_dim) CSR: row e-1 holds entity e's one-hot key and its side keys."""
-    rows, cols, vals = [], [], []
-    for e in range(1, n + 1):
-        rows.append(e - 1)
-        cols.append(first_key + e - 1)
-        vals.append(1.0)
-        for a, b in side.get(str(e), ()):
-            rows.append(e - 1)
-            cols.append(a)
-            vals.append(b)
-    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(n, feature_dim))
 
 
 def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,
