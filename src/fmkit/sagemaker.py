@@ -24,6 +24,7 @@ same entry point runs outside a container. See docs/container.md.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -257,8 +258,7 @@ class PipeChannel:
         self.passes = 0
 
     def iter_batches(self, batch_size: int) -> Iterator[Any]:
-        from fmkit.io import iter_stream
-        from fmkit.sparse import concat
+        from fmkit.io import iter_stream, rebatch
 
         fifo = self.paths.fifo(self.channel.name, self.passes)
         self.passes += 1
@@ -266,25 +266,11 @@ class PipeChannel:
             raise DataError(f"Pipe mode: {fifo} does not exist; SageMaker creates "
                             f"{self.channel.name}_<epoch> for every pass.")
         keep_every = self.world_size if self.channel.distribution == "FullyReplicated" else 1
-        pending: list[Any] = []
-        count = 0
-        index = 0
         with open(fifo, "rb") as stream:
-            for chunk in iter_stream(stream, format=self.channel.format, source=str(fifo),
-                                     require_labels=True):
-                if chunk.n_rows == 0:
-                    continue
-                pending.append(chunk)
-                count += chunk.n_rows
-                while count >= batch_size:
-                    whole = concat(pending)
-                    batch, rest = whole.slice(0, batch_size), whole.slice(batch_size, count)
-                    pending, count = ([rest] if rest.n_rows else []), rest.n_rows
-                    if index % keep_every == self.rank % keep_every:
-                        yield batch
-                    index += 1
-        if count and index % keep_every == self.rank % keep_every:
-            yield concat(pending)
+            batches = rebatch(iter_stream(stream, format=self.channel.format,
+                                          source=str(fifo), require_labels=True), batch_size)
+            # replicated: this host takes every keep_every-th batch (islice drains the FIFO)
+            yield from itertools.islice(batches, self.rank % keep_every, None, keep_every)
 
 
 def _file_channel(paths: ContainerPaths, channel: Channel, *, rank: int, world_size: int

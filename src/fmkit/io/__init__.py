@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -27,7 +27,7 @@ from fmkit.sparse import SparseBatch, concat
 
 __all__ = [
     "Writer", "detect_format", "file_format", "iter_batches", "iter_channel", "iter_file",
-    "iter_stream", "libsvm_zero_based", "list_files", "open_writer", "read", "row_range",
+    "iter_stream", "libsvm_zero_based", "list_files", "open_writer", "read", "rebatch", "row_range",
     "shard_files", "write",
 ]
 
@@ -294,11 +294,18 @@ def iter_batches(
     """
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1; got {batch_size}.")
+    yield from rebatch(iter_channel(uri, format=format, content_type=content_type, rank=rank,
+                                    world_size=world_size, distribution=distribution,
+                                    require_labels=require_labels, zero_based=zero_based),
+                       batch_size)
+
+
+def rebatch(batches: Iterable[SparseBatch], batch_size: int) -> Iterator[SparseBatch]:
+    """Regroup a stream of row chunks into batches of exactly ``batch_size`` rows (the last
+    may be shorter); memory stays at about one chunk plus one batch."""
     pending: list[SparseBatch] = []
     count = 0
-    for batch in iter_channel(uri, format=format, content_type=content_type, rank=rank,
-                               world_size=world_size, distribution=distribution,
-                               require_labels=require_labels, zero_based=zero_based):
+    for batch in batches:
         if batch.n_rows == 0:
             continue
         pending.append(batch)
