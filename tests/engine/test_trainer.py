@@ -136,3 +136,26 @@ def test_sample_weights_change_the_fit():
     # rows with weight 0 contribute no gradient, but still count in the batch mean, and
     # still touch their keys' optimizer state, so compare only the direction of the fit
     assert np.corrcoef(a.w[0], b.w[0])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("solver,task", [("mcmc", "regressor"), ("mcmc", "binary_classifier"),
+                                         ("als", "regressor")])
+def test_bayesian_solvers_report_the_metrics_of_the_saved_model(solver, task):
+    """fit() takes the solvers' own metrics; they equal scoring the returned model."""
+    from fmkit.metrics import compute_metrics
+
+    data = make_planted_fm(1200, 25, 3, noise=0.1, seed=4)
+    batch = data.batch
+    if task == "binary_classifier":
+        batch = batch.with_labels((data.logits > np.median(data.logits)).astype(np.float32))
+    train, test = batch.slice(0, 1000), batch.slice(1000, 1200)
+    cfg = FMConfig.from_values({"predictor_type": task, "solver": solver, "num_factors": 3,
+                                "epochs": 12, "seed": 0})
+    result = fit(cfg, train, test=test)
+    predictor = Predictor(result.artifact)
+    expected = compute_metrics(task, test.labels, predictor.predict_scores(test))
+    assert {k: v for k, v in result.metrics.items() if k.startswith("test:")} == expected
+    train_ref = compute_metrics(task, train.labels, predictor.predict_scores(train),
+                                prefix="train")
+    for key, value in train_ref.items():
+        assert result.metrics[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key

@@ -489,15 +489,17 @@ def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocab
         artifact, history = bayes.fit_als(config, train, test=test, callback=callback)
     from fmkit.inference.predictor import Predictor
 
-    predictor = Predictor(artifact)
-    # MCMC: the sampler's own posterior mean on the training rows (scoring them again with
-    # every kept sample costs S x nnz x K, a minute with implicit feedback)
-    final = dict(artifact.metadata.get("train_metrics") or M.compute_metrics(
-        config.predictor_type, train.labels, predictor.predict_scores(train),
+    # the solvers report the metrics of the model they return (test: exactly as Predictor
+    # scores it; MCMC train: the sampler's posterior mean), so the rows are not scored again
+    # with every kept sample (S x nnz x K, a minute with implicit feedback)
+    meta = artifact.metadata
+    final = dict(meta.get("train_metrics") or M.compute_metrics(
+        config.predictor_type, train.labels, Predictor(artifact).predict_scores(train),
         weights=train.weights, prefix="train"))
     if test is not None:
-        final.update(M.compute_metrics(config.predictor_type, test.labels,
-                                       predictor.predict_scores(test), weights=test.weights))
+        final.update(meta.get("test_metrics") or M.compute_metrics(
+            config.predictor_type, test.labels, Predictor(artifact).predict_scores(test),
+            weights=test.weights))
         for line in M.quality_metric_lines({k: v for k, v in final.items()
                                             if k.startswith("test:")}):
             quality_logger.info(line)
