@@ -105,6 +105,9 @@ def test_cold_start_side_features_then_popularity(rng):
     assert popular.items == ["i1", "i5", "i3"]  # item_counts 9, 8, 7
     assert popular.scores == [9.0, 8.0, 7.0]
     assert popular.to_dict()["cold_start"] == "popularity"
+    many = list(rec.recommend_many(["stranger", "u1", "ghost"], k=3, exclude=["i5"]))
+    assert [r.items for r in (many[0], many[2])] == [["i1", "i3", many[0].items[2]]] * 2
+    assert many[0].cold_start == many[2].cold_start == POPULARITY and many[1].cold_start is None
 
 
 def test_recommend_many_matches_single_calls_in_chunks(rng):

@@ -417,6 +417,7 @@ class Recommender:
         exclude = list(exclude or ())
         chunk = chunk_size or max(1, _CHUNK_FLOATS // max(1, self.n_items))
         raw_all = [str(u) for u in users]
+        popular: TopK | None = None
         for start in range(0, len(raw_all), chunk):
             raw = raw_all[start : start + chunk]
             positions = [self.user_position(u) for u in raw]
@@ -434,7 +435,12 @@ class Recommender:
                         flag = None if positions[i] is not None else SIDE_FEATURES
                         out[i] = self._result(raw[i], top.ids[r], top.scores[r], flag)
             for i, c in enumerate(cold):
-                yield self._popular(raw[i], k=k, exclude=exclude) if c else out[i]
+                if not c:
+                    yield out[i]
+                    continue
+                if popular is None:  # the same for every cold user of the call
+                    popular = self._popular_top(k, exclude)
+                yield self._result(raw[i], popular.ids[0], popular.scores[0], POPULARITY)
 
     def _result(self, query: str, ids: npt.NDArray[np.int64], scores: npt.NDArray[np.float32],
                 flag: str | None) -> Recommendation:
@@ -452,13 +458,12 @@ class Recommender:
         scores: npt.NDArray[np.float32] = self.score_rows(empty)[0]
         return scores
 
-    def _popular(self, user: str, *, k: int, exclude: Iterable[str]) -> Recommendation:
-        scores = self.popular_scores().astype(np.float32).copy()
+    def _popular_top(self, k: int, exclude: Iterable[str]) -> TopK:
+        scores = np.array(self.popular_scores(), np.float32)  # a copy: exclusions go in
         for raw in exclude:
             if str(raw) in self._position:
                 scores[self._position[str(raw)]] = -np.inf
-        top = top_k(scores, k)
-        return self._result(user, top.ids[0], top.scores[0], POPULARITY)
+        return top_k(scores, k)
 
     # ------------------------------------------------------------------ similar items
     def similar(self, item: str, *, k: int = 10) -> Recommendation:
