@@ -57,8 +57,9 @@ class Predictor:
         self.feature_dim = artifact.feature_dim
         self._w = artifact.w
         self._V = artifact.V
-        self._V2 = artifact.V * artifact.V
-        self._norms = self._V2.sum(axis=2, dtype=np.float64)  # (S, F): ||V_j||^2 per key
+        # ||V_j||^2 per key (S, F); V * V itself is not kept (a second copy of V per server
+        # worker, which only bulk scoring reads)
+        self._norms = (artifact.V * artifact.V).sum(axis=2, dtype=np.float64)
         self._recommender: Any = None
 
     @classmethod
@@ -95,8 +96,8 @@ class Predictor:
         csr2 = csr.multiply(csr).tocsr()
         out = np.empty((self.artifact.num_samples, csr.shape[0]), np.float64)
         for s in range(self.artifact.num_samples):
-            out[s] = fm_outputs(csr, csr2, self.artifact.w0[s], self._w[s], self._V[s],
-                                self._V2[s])
+            V = self._V[s]
+            out[s] = fm_outputs(csr, csr2, self.artifact.w0[s], self._w[s], V, V * V)
         return out
 
     def _scores(self, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
