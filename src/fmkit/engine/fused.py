@@ -137,9 +137,10 @@ class FusedUniformFM:
         if kernel == "triton" and not triton_available():
             raise RuntimeError("kernel='triton' needs the triton package.")
         self.kernel = kernel
-        self.state = {name: (torch.zeros_like(p), torch.zeros_like(p))
-                      for name, p in (("bias", self.w0), ("linear", self.w), ("factors", self.V))}
-        self.state.update(state or {})  # Adam moments shared with RowSparseOptimizer
+        self.state = dict(state or {})  # Adam moments shared with RowSparseOptimizer
+        for name, p in (("bias", self.w0), ("linear", self.w), ("factors", self.V)):
+            if name not in self.state:  # allocate only the moments not given
+                self.state[name] = (torch.zeros_like(p), torch.zeros_like(p))
         self.grad_w0 = torch.zeros_like(self.w0)
         self.grad_w = torch.zeros_like(self.w)
         self.grad_V = torch.zeros_like(self.V)
