@@ -28,11 +28,8 @@ METRIC_KINDS = {
     "binary_classification_cross_entropy": "loss", "auc": "score",
 }
 # objective metric -> direction, for tuning (SageMaker's table plus fmkit's)
-DIRECTIONS = {
-    "rmse": "minimize", "mse": "minimize", "absolute_loss": "minimize",
-    "binary_classification_accuracy": "maximize", "binary_f_beta": "maximize",
-    "binary_classification_cross_entropy": "minimize", "auc": "maximize",
-}
+DIRECTIONS = {name: "minimize" if kind == "loss" else "maximize"
+              for name, kind in METRIC_KINDS.items()}
 
 Array = npt.NDArray[Any]
 
