@@ -533,16 +533,13 @@ class _StepSync:
             batch = next(it, None)
             while single and batch is not None and batch.n_rows == 0:
                 batch = next(it, None)
-            if single:
-                if self._diverged_at is not None:
-                    self._raise(self._diverged_at)
+            if single:  # (check_finite raises at once in one process)
                 if batch is None:
                     return
                 yield batch, batch.n_rows
                 if stop():
                     self.stopped = True
                     return
-                b += 1
                 continue
             flags = torch.tensor([0.0 if batch is None else float(batch.n_rows),
                                   0.0 if batch is None else 1.0, float(bool(stop())),
