@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -77,11 +76,6 @@ def read_stream(stream: BinaryIO, *, source: str) -> SparseBatch:
             extras[name] = arr
     return SparseBatch.from_arrays(indices, indptr, values, extras.get("labels"),
                                    extras.get("weights"), n_cols)
-
-
-def iter_stream(stream: BinaryIO, *, source: str) -> Iterator[SparseBatch]:
-    """Yield the file's rows as one batch (npz is not streamed)."""
-    yield read_stream(stream, source=source)
 
 
 def write_stream(stream: BinaryIO, batch: SparseBatch, *, compressed: bool = False) -> None:

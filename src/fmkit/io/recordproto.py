@@ -84,11 +84,6 @@ def record_class() -> Any:
     return _classes()["Record"]
 
 
-def message_class(name: str) -> Any:
-    """Return one message class of the schema: ``Value``, ``Float32Tensor``, ``Bytes``, ..."""
-    return _classes()[name]
-
-
 # The SageMaker SDK's writers and reader (``sagemaker.amazon.common`` / ``serializer_utils``),
 # reproduced with these classes. They are slow (one protobuf object per row) and serve as
 # the reference fmkit's vectorised codec is tested and benchmarked against.

@@ -29,18 +29,17 @@ class Codec:
     module: str
     extensions: tuple[str, ...]
     content_types: tuple[str, ...]
-    streaming: bool  # read in constant memory
 
 
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
         Codec("recordio-protobuf", "protobuf", (".recordio", ".rec", ".pbr", ".protobuf"),
-              ("application/x-recordio-protobuf",), True),
+              ("application/x-recordio-protobuf",)),
         Codec("libsvm", "libsvm", (".libsvm", ".svm", ".svmlight"),
-              ("text/libsvm", "text/x-libsvm", "application/x-libsvm"), True),
-        Codec("csv", "csv", (".csv",), ("text/csv",), True),
-        Codec("npz", "npz", (".npz",), ("application/x-npz",), False),
+              ("text/libsvm", "text/x-libsvm", "application/x-libsvm")),
+        Codec("csv", "csv", (".csv",), ("text/csv",)),
+        Codec("npz", "npz", (".npz",), ("application/x-npz",)),
     )
 }
 #: alternative spellings accepted for ``format``
