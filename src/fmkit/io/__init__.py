@@ -168,7 +168,9 @@ def _channel(uri: str, format: str | None, content_type: str | None, rank: int,
     formats = [file_format(f, format, content_type) for f in files]
     base = zero_based
     if "libsvm" in formats and zero_based is None:
-        all_formats = [file_format(f, format, content_type) for f in all_files]
+        known = dict(zip(files, formats, strict=True))  # this shard's, looked up already
+        all_formats = [known[f] if f in known else file_format(f, format, content_type)
+                       for f in all_files]
         base = libsvm_zero_based(all_files, all_formats, None)
     return files, formats, bool(base)
 
