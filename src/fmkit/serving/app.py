@@ -16,6 +16,7 @@ This is one of the three modules that read environment variables:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -142,8 +143,7 @@ def create_app(
 
     config = config or ServeConfig()
     if model_dir is not None:
-        config = ServeConfig(str(model_dir), config.max_payload_bytes, config.batch_mode,
-                             config.endpoint_name, config.vocabulary)
+        config = dataclasses.replace(config, model_dir=str(model_dir))
     state = routes.ServerState(
         max_payload_bytes=config.max_payload_bytes,
         batch_mode=config.batch_mode,
