@@ -125,6 +125,26 @@ class Artifact:
                 raise ArtifactError(f"weights {name} contain NaN or infinity.")
 
 
+def write_seen(file: Any, seen: Any) -> None:
+    """Write the user x item matrix of training interactions (seen.npz) to a path or file."""
+    seen = sp.csr_matrix(seen)
+    np.savez(file, indices=seen.indices.astype(np.int32), indptr=seen.indptr.astype(np.int64),
+             shape=np.asarray(seen.shape))
+
+
+def read_seen(file: Any, source: str) -> sp.csr_matrix:
+    """Read a seen.npz from a path or file; ArtifactError naming ``source`` if malformed."""
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            shape = tuple(int(x) for x in z["shape"])
+            return sp.csr_matrix(
+                (np.ones(z["indices"].shape[0], np.float32), z["indices"], z["indptr"]),
+                shape=shape,
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise ArtifactError(f"{source}: cannot read: {exc}") from None
+
+
 def save(artifact: Artifact, path: str | os.PathLike[str]) -> Path:
     """Write ``artifact`` to the folder ``path`` atomically; return the path.
 
@@ -157,9 +177,7 @@ def save(artifact: Artifact, path: str | os.PathLike[str]) -> Path:
         if artifact.vocabulary is not None:
             (tmp / VOCABULARY).write_text(json.dumps(artifact.vocabulary))
         if artifact.seen is not None:
-            seen = sp.csr_matrix(artifact.seen)
-            np.savez(tmp / SEEN, indices=seen.indices.astype(np.int32),
-                     indptr=seen.indptr.astype(np.int64), shape=np.asarray(seen.shape))
+            write_seen(tmp / SEEN, artifact.seen)
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -247,15 +265,7 @@ def load(path: str | os.PathLike[str]) -> Artifact:
             raise ArtifactError(f"{p / VOCABULARY}: invalid JSON: {exc}") from None
     seen = None
     if (p / SEEN).is_file():
-        try:
-            with np.load(p / SEEN, allow_pickle=False) as z:
-                shape = tuple(int(x) for x in z["shape"])
-                seen = sp.csr_matrix(
-                    (np.ones(z["indices"].shape[0], np.float32), z["indices"], z["indptr"]),
-                    shape=shape,
-                )
-        except (OSError, KeyError, ValueError) as exc:
-            raise ArtifactError(f"{p / SEEN}: cannot read: {exc}") from None
+        seen = read_seen(p / SEEN, str(p / SEEN))
     extra = {k: v for k, v in meta.items()
              if k not in ("predictor_type", "link", "feature_dim", "num_factors", "num_samples")}
     artifact = Artifact(

@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
-from fmkit.artifact import Artifact
+from fmkit.artifact import Artifact, read_seen, write_seen
 from fmkit.errors import ArtifactError
 from fmkit.io import paths
 
@@ -248,7 +247,7 @@ def load_bytes(data: bytes, *, source: str = MODEL_MEMBER,
     if "vocabulary.json" in extras:
         vocabulary = _parse_json(extras["vocabulary.json"], f"{source}/../vocabulary.json")
     if "seen.npz" in extras:
-        seen = _read_seen(extras["seen.npz"], f"{source}/../seen.npz")
+        seen = read_seen(io.BytesIO(extras["seen.npz"]), f"{source}/../seen.npz")
     artifact = Artifact.from_point(
         float(w0.reshape(-1)[0]), w.reshape(-1), V, str(predictor_type),
         metadata=metadata, vocabulary=vocabulary, seen=seen,
@@ -265,18 +264,6 @@ def _parse_json(data: bytes, source: str) -> dict[str, Any]:
     if not isinstance(out, dict):
         raise ArtifactError(f"{source}: expected a JSON object.")
     return out
-
-
-def _read_seen(data: bytes, source: str) -> sp.csr_matrix:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-            return sp.csr_matrix(
-                (np.ones(z["indices"].shape[0], np.float32), z["indices"], z["indptr"]),
-                shape=shape,
-            )
-    except (OSError, KeyError, ValueError) as exc:
-        raise ArtifactError(f"{source}: cannot read: {exc}.") from None
 
 
 def _head_predictor_type(symbol: Mapping[str, Any]) -> str | None:
@@ -659,11 +646,8 @@ def write(artifact: Artifact, path: str | os.PathLike[str], *, extras: bool = Tr
                     _add_member(tar, "vocabulary.json",
                                 json.dumps(artifact.vocabulary).encode("utf-8"))
                 if extras and artifact.seen is not None:
-                    seen = sp.csr_matrix(artifact.seen)
                     buf = io.BytesIO()
-                    np.savez(buf, indices=seen.indices.astype(np.int32),
-                             indptr=seen.indptr.astype(np.int64),
-                             shape=np.asarray(seen.shape))
+                    write_seen(buf, artifact.seen)
                     _add_member(tar, "seen.npz", buf.getvalue())
     return target
 
