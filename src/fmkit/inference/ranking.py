@@ -20,11 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
 from fmkit.errors import DataError
-from fmkit.features.vocabulary import Vocabulary
 from fmkit.sparse import SparseBatch
 
 
@@ -76,28 +74,23 @@ def ranking_metrics(
         raise DataError("ranking metrics need a vocabulary with user and item fields.")
     if threshold is None:
         threshold = 1.0 if rec.artifact.predictor_type == "binary_classifier" else 4.0
-    users, items = _pairs(vocab, test)
-    relevant = (test.labels >= threshold) & (users >= 0) & (items >= 0)
-    n_users = vocab.field(vocab.user_field).size
-    truth = sp.csr_matrix(
-        (np.ones(int(relevant.sum()), np.float32), (users[relevant], items[relevant])),
-        shape=(n_users, rec.n_items),
-    )
-    truth.sum_duplicates()
-    truth.data[:] = 1.0
+    relevant = test.take(np.flatnonzero(test.labels >= threshold))
+    truth = vocab.seen_pairs(relevant.indices, relevant.offsets)
+    assert truth is not None  # the vocabulary names both fields (checked above)
+    truth = truth[:, : rec.n_items].tocsr()
     test_users = np.flatnonzero(np.diff(truth.indptr) > 0)
     names = [f"{prefix}:{m}@{k}" for m in ("precision", "recall", "ndcg", "map")]
     if test_users.size == 0:
         return {name: float("nan") for name in names}
     uf = vocab.field(vocab.user_field)
-    rows = sp.csr_matrix(
-        (np.ones(test_users.size, np.float32), test_users + uf.offset,
-         np.arange(test_users.size + 1)),
-        shape=(test_users.size, vocab.feature_dim),
-    )
-    side = vocab.entity_rows("user", [uf.ids[u] for u in test_users]) if uf.ids else None
-    if side is not None:
-        rows = side
+    if uf.ids:  # the users' rows with their side features, as recommend builds them
+        rows = vocab.entity_rows("user", [uf.ids[u] for u in test_users])
+    else:
+        rows = sp.csr_matrix(
+            (np.ones(test_users.size, np.float32), test_users + uf.offset,
+             np.arange(test_users.size + 1)),
+            shape=(test_users.size, vocab.feature_dim),
+        )
     exclude = None
     seen = rec.artifact.seen
     if exclude_seen and seen is not None:
@@ -120,19 +113,3 @@ def ranking_metrics(
             totals[3] += float(precision_at.sum()) / min(n_rel, k)
     means = totals / test_users.size
     return dict(zip(names, (float(v) for v in means)))
-
-
-def _pairs(vocab: Vocabulary, test: SparseBatch
-           ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Return the user and item position of every test row (-1 where a row has none)."""
-    assert vocab.user_field is not None and vocab.item_field is not None
-    uf, itf = vocab.field(vocab.user_field), vocab.field(vocab.item_field)
-    idx, offs = test.indices, test.offsets
-    rows = np.repeat(np.arange(test.n_rows), np.diff(offs))
-    users = np.full(test.n_rows, -1, np.int64)
-    items = np.full(test.n_rows, -1, np.int64)
-    is_user = (idx >= uf.offset) & (idx < uf.offset + uf.size)
-    is_item = (idx >= itf.offset) & (idx < itf.offset + itf.size)
-    users[rows[is_user]] = idx[is_user] - uf.offset
-    items[rows[is_item]] = idx[is_item] - itf.offset
-    return users, items
