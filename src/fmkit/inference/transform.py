@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from fmkit.errors import ConfigError, DataError
+from fmkit.io import paths
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def transform(
         A record the server would reject; the message names the file and record/line.
     """
     from fmkit.serving import codecs
+    from fmkit.serving.routes import score_body
 
     split = split_type or _default_split(content_type)
     if split not in SPLIT_TYPES:
@@ -108,22 +110,20 @@ def transform(
     if codecs.media_type(content_type) not in codecs.REQUEST_TYPES:
         raise ConfigError(f"content_type {content_type!r} is not supported; use one of "
                           f"{', '.join(codecs.REQUEST_TYPES)}.")
-    kind = codecs.response_type(accept, batch=True)
+    codecs.response_type(accept, batch=True)  # refuse a bad accept before reading input
     inputs = list(_list_inputs(input_uri))
     if not inputs:
         raise DataError(f"{input_uri}: no input files found.")
     outputs: list[str] = []
     records = requests = 0
     for uri, rel in inputs:
-        target = _join(output_uri, rel + ".out")
-        with _output(target) as out, _open_input(uri) as src:
+        target = paths.join(output_uri, rel + ".out")
+        with paths.atomic_write(target) as out, paths.open_file(uri, "rb") as src:
             for payload, first, count, line in _payloads(src, uri, split, batch_strategy,
                                                          max_payload_bytes):
                 try:
-                    batch = codecs.decode_request(payload, content_type, predictor.feature_dim,
-                                                  line_offset=line - 1)
-                    data = codecs.encode_response(predictor.predict_batch(batch, validate=False),
-                                                  kind)
+                    data, _ = score_body(predictor, payload, content_type, accept,
+                                         batch_mode=True, line_offset=line - 1)
                 except DataError as exc:
                     if split == "Line":  # the codec's message already names the line
                         raise DataError(f"{uri}, {exc}") from None
@@ -209,8 +209,6 @@ def _records(src: IO[bytes], uri: str, split: str) -> Iterator[tuple[bytes, int]
 # ---------------------------------------------------------------------------------- files
 def _list_inputs(uri: str) -> Iterator[tuple[str, str]]:
     """Yield ``(file URI, path relative to uri)`` in sorted order (:mod:`fmkit.io.paths`)."""
-    from fmkit.io import paths
-
     files = paths.find_files(uri)
     base = uri.rstrip("/")
     for f in files:
@@ -219,21 +217,3 @@ def _list_inputs(uri: str) -> Iterator[tuple[str, str]]:
         else:
             yield f, f[len(base) + 1:]
 
-
-def _join(base: str, rel: str) -> str:
-    from fmkit.io import paths
-
-    return paths.join(base, rel)
-
-
-def _open_input(uri: str) -> IO[bytes]:
-    from fmkit.io import paths
-
-    return paths.open_file(uri, "rb")
-
-
-def _output(target: str) -> Any:
-    """Write to a temporary name, renamed (local) or uploaded (remote) only when complete."""
-    from fmkit.io import paths
-
-    return paths.atomic_write(target)

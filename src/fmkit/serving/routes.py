@@ -136,10 +136,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def score_body(predictor: Predictor, body: bytes, content_type: str | None,
-               accept: str | None, *, batch_mode: bool = False) -> tuple[bytes, str]:
-    """Decode, score and encode one request; return ``(body, response content type)``."""
+               accept: str | None, *, batch_mode: bool = False,
+               line_offset: int = 0) -> tuple[bytes, str]:
+    """Decode, score and encode one request; return ``(body, response content type)``.
+
+    ``line_offset`` shifts the line numbers in errors (batch transform's payloads)."""
     kind = codecs.response_type(accept, batch=batch_mode)
-    batch = codecs.decode_request(body, content_type, predictor.feature_dim)
+    batch = codecs.decode_request(body, content_type, predictor.feature_dim,
+                                  line_offset=line_offset)
     predictions = predictor.predict_batch(batch, validate=False)
     return codecs.encode_response(predictions, kind), kind
 
