@@ -181,6 +181,10 @@ class TrainingJobs:
             raise RegistryError(f"no training job named {name!r}.")
         return self.get(name)
 
+    def clear_artifact(self, name: str) -> None:
+        """Forget the job's model (deleted, e.g. a tuning trial that was not the best)."""
+        self.db.execute("UPDATE training_jobs SET artifact=NULL WHERE name=?", (name,))
+
     def request_stop(self, name: str) -> TrainingJob:
         """Ask a running job to stop; return the job as it now stands.
 

@@ -409,7 +409,7 @@ class Tuner:
         logger.info("tuning job %s: %d trials (%d at a time), %s %s, strategy %s", name,
                     self.max_jobs, self.max_parallel_jobs, direction, plan["objective"],
                     plan["strategy"])
-        run = _Run(self, plan, registry, study, name, per_epoch)
+        run = _Run(self, plan, registry, study, name, per_epoch, record.channels)
         data = TrialData(train=train, test=test, validation=per_epoch, vocabulary=vocabulary)
         processes = self.use_processes if self.use_processes is not None else \
             self.max_parallel_jobs > 1
@@ -437,12 +437,13 @@ class _Run:
     """The state of one running tuning job, shared by its worker threads."""
 
     def __init__(self, tuner: Tuner, plan: dict[str, Any], registry: Any, study: Any,
-                 name: str, per_epoch: Any) -> None:
+                 name: str, per_epoch: Any, channels: dict[str, Any]) -> None:
         self.tuner = tuner
         self.plan = plan
         self.registry = registry
         self.study = study
         self.name = name
+        self.channels = channels  # the tuning job's, recorded on every trial
         self.per_epoch_metric = (f"validation:{plan['metric']}"
                                  if per_epoch is not None else None)
         self.lock = threading.Lock()
@@ -517,7 +518,7 @@ class _Run:
         log_file = str(job_dir / "train.log") if isinstance(worker, ProcessWorker) else None
         hyperparameters = {**self.plan["fixed"], **values}
         registry.jobs.create(job_name, hyperparameters=hyperparameters,
-                             channels=self.registry.tuning.get(self.name).channels,
+                             channels=self.channels,
                              model_dir=model_dir, log_file=log_file, tuning_job=self.name,
                              trial_number=number + 1)
         remaining = None
@@ -592,8 +593,7 @@ class _Run:
                 drop = result
             if drop is not None and drop.model_dir and self.tuner.keep_models == "best":
                 shutil.rmtree(drop.model_dir, ignore_errors=True)
-                self.registry.db.execute(
-                    "UPDATE training_jobs SET artifact=NULL WHERE name=?", (drop.training_job,))
+                self.registry.jobs.clear_artifact(drop.training_job)
         shown = "-" if value is None else f"{value:.6g}"
         logger.info("trial %s %s: %s=%s (%.1f s)%s", job_name, status, objective, shown,
                     outcome.seconds, f" [{reason}]" if reason else "")
