@@ -280,7 +280,8 @@ def parse_ranges(document: Mapping[str, Any], *, where: str = "ranges") -> dict[
                     rng = ContinuousParameter(lo, hi, scaling)
             check_ranges({name: rng}, where=at)
             ranges[name] = rng
-    check_ranges(ranges, where=where)
+    if not ranges:  # each entry was checked above
+        raise ConfigError(f"{where}: no hyperparameter ranges given; name at least one.")
     return ranges
 
 
