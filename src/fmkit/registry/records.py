@@ -37,6 +37,16 @@ def check_name(name: str, *, what: str = "job") -> str:
     return name
 
 
+def check_tuning_job_name(name: str) -> str:
+    """Return ``name`` if it is a valid tuning job name: a job name of at most 32
+    characters, as in SageMaker, so that trial names ``<name>-<NNN>`` stay valid."""
+    check_name(name, what="tuning job")
+    if len(name) > 32:
+        raise ConfigError(f"tuning job name must be at most 32 characters; got {name!r} "
+                          f"({len(name)}).")
+    return name
+
+
 def make_name(prefix: str) -> str:
     """Return ``<prefix>-YYYY-MM-DD-HH-MM-SS-mmm`` (UTC), SageMaker's default job names."""
     now = time.time()

@@ -20,7 +20,7 @@ from fmkit.registry.records import (
     STOPPING,
     TrainingJob,
     TuningJob,
-    check_name,
+    check_tuning_job_name,
     make_name,
 )
 
@@ -49,10 +49,7 @@ class TuningJobs:
         Tuning-job names are at most 32 characters, as in SageMaker, so that trial names
         ``<name>-<NNN>`` stay valid job names.
         """
-        chosen = check_name(name, what="tuning job") if name is not None else None
-        if chosen is not None and len(chosen) > 32:
-            raise ConfigError(f"tuning job name must be at most 32 characters; got {name!r} "
-                              f"({len(name or '')}).")
+        chosen = check_tuning_job_name(name) if name is not None else None
         if chosen is None:
             chosen = make_name("fmkit-tune")[len("fmkit-tune-2026-"):]  # MM-DD-HH-MM-SS-mmm
             chosen = f"tune-{chosen}"

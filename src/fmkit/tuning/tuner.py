@@ -34,7 +34,7 @@ from typing import Any
 from fmkit.config import HYPERPARAMETERS, FMConfig
 from fmkit.errors import ConfigError, DataError
 from fmkit.metrics import DIRECTIONS, metric_names
-from fmkit.registry.records import COMPLETED, FAILED, STOPPED, check_name
+from fmkit.registry.records import COMPLETED, FAILED, STOPPED, check_tuning_job_name
 from fmkit.sparse import SparseBatch
 from fmkit.tuning.presets import fm_preset_ranges
 from fmkit.tuning.ranges import (
@@ -318,10 +318,7 @@ class Tuner:
         if channel == "validation" and not has_validation:
             raise ConfigError(f"objective {objective!r} needs a validation channel.")
         if self.name is not None:
-            check_name(self.name, what="tuning job")
-            if len(self.name) > 32:
-                raise ConfigError(f"tuning job name must be at most 32 characters; got "
-                                  f"{self.name!r} ({len(self.name)}).")
+            check_tuning_job_name(self.name)
         return {"fixed": fixed, "defaults": defaults, "ranges": ranges,
                 "objective": objective, "channel": channel, "metric": metric,
                 "direction": direction, "strategy": strategy, "early": early,
