@@ -61,9 +61,14 @@ def endpoints_dir(home: str | os.PathLike[str] | None = None) -> Path:
     return Path(home) / "endpoints"
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` is a valid SageMaker endpoint name (1-63 letters, digits, hyphens)."""
+    return 1 <= len(name) <= 63 and NAME_PATTERN.match(name) is not None
+
+
 def check_name(name: str) -> None:
     """Raise ConfigError unless ``name`` is a valid SageMaker endpoint name."""
-    if not (1 <= len(name) <= 63 and NAME_PATTERN.match(name)):
+    if not valid_name(name):
         raise ConfigError(f"endpoint name {name!r} is invalid: use 1-63 letters, digits and "
                           "hyphens, starting and ending with a letter or digit.")
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import DataError, FMError
 from fmkit.serving import codecs
+from fmkit.serving.endpoints import valid_name
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _THREAD_BYTES = 256 * 1024  # bodies above this are scored off the event loop
 _THREAD_SCORES = 1 << 20  # and recommendations computing more user x item scores than this
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 
 
 class ModelNotReadyError(FMError):
@@ -279,7 +278,7 @@ async def endpoint_invocations(request: Request) -> Response:
     rid = uuid.uuid4().hex
     state = _state(request)
     name = request.path_params["name"]
-    if not (1 <= len(name) <= 63 and _ENDPOINT_NAME.match(name)):
+    if not valid_name(name):
         return _facade_error(rid, 400, "ValidationError", {
             "message": f"1 validation error detected: Value {name!r} at 'endpointName' failed "
                        "to satisfy constraint: Member must satisfy regular expression pattern: "
