@@ -339,18 +339,15 @@ class Recommender:
                                    if str(i) in self._position}), np.int64)
         seen = self.artifact.seen
         for pos in positions:
-            parts = [extra]
+            c = extra  # positions of candidates already
             if exclude_seen and seen is not None and pos is not None and pos < seen.shape[0]:
-                parts.append(seen.indices[seen.indptr[pos]:seen.indptr[pos + 1]].astype(np.int64))
-            cols.append(np.unique(np.concatenate(parts)) if len(parts) > 1 else extra)
+                row = seen.indices[seen.indptr[pos]:seen.indptr[pos + 1]].astype(np.int64)
+                c = np.unique(np.concatenate([extra, row]))
+                c = c[c < self.n_items]  # seen may be built on more items than the candidates
+            cols.append(c)
         indptr = np.zeros(n + 1, np.int64)
         np.cumsum([c.shape[0] for c in cols], out=indptr[1:])
         indices = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        indices = indices[indices < self.n_items]
-        if indices.shape[0] != indptr[-1]:  # seen built on more items than the candidates
-            keep = [c[c < self.n_items] for c in cols]
-            np.cumsum([c.shape[0] for c in keep], out=indptr[1:])
-            indices = np.concatenate(keep) if keep else np.zeros(0, np.int64)
         return sp.csr_matrix((np.ones(indices.shape[0], np.float32), indices, indptr),
                              shape=(n, self.n_items))
 
