@@ -465,28 +465,29 @@ def symbol_json(feature_dim: int, num_factors: int, predictor_type: str,
     head = ("LogisticRegressionOutput" if predictor_type == "binary_classifier"
             else "LinearRegressionOutput")
 
-    def weight(name: str, group: str, sigma: float, shape: str, sparse: bool) -> dict[str, Any]:
+    defaults = dict(_SAGEMAKER_PARAMETERS)
+
+    def weight(name: str, group: str, shape: str, sparse: bool) -> dict[str, Any]:
         attrs = {
-            "__init__": _init_text(params, group, sigma),
+            "__init__": _init_text(params, group, float(defaults[f"{group}_init_sigma"])),
             "__lr_mult__": _float_text(params.get(f"{group}_lr", ""),
-                                       {"bias": 0.1, "linear": 0.001, "factors": 0.0001}[group]),
+                                       float(defaults[f"{group}_lr"])),
             "__shape__": shape,
         }
         if sparse:
             attrs["__storage_type__"] = "1"
         attrs["__wd_mult__"] = _float_text(params.get(f"{group}_wd", ""),
-                                           {"bias": 0.01, "linear": 0.001,
-                                            "factors": 0.00001}[group])
+                                           float(defaults[f"{group}_wd"]))
         return {"op": "null", "name": name, "attrs": attrs, "inputs": []}
 
     F, K = feature_dim, num_factors
     nodes: list[dict[str, Any]] = [
         {"op": "null", "name": "data", "attrs": {"__storage_type__": "2"}, "inputs": []},
-        weight("w1_weight", "linear", 0.01, f"({F}, 1)", True),
+        weight("w1_weight", "linear", f"({F}, 1)", True),
         {"op": "dot", "name": "dot0", "inputs": [[0, 0, 0], [1, 0, 0]]},
-        weight("w0_weight", "bias", 0.01, "(1,)", False),
+        weight("w0_weight", "bias", "(1,)", False),
         {"op": "broadcast_add", "name": "broadcast_plus0", "inputs": [[2, 0, 0], [3, 0, 0]]},
-        weight("v", "factors", 0.001, f"({F}, {K})", True),
+        weight("v", "factors", f"({F}, {K})", True),
         {"op": "dot", "name": "dot2", "inputs": [[0, 0, 0], [5, 0, 0]]},
         {"op": "square", "name": "Square", "inputs": [[6, 0, 0]]},
         {"op": "_mul_scalar", "name": "_mulscalar0", "attrs": {"scalar": "0.5"},
