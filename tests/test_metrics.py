@@ -41,3 +41,5 @@ def test_quality_metric_lines_use_sagemaker_names():
     assert lines[1] == "#quality_metric: host=algo-1, train binary_f_1.000 <score>=0.5"
     assert M.quality_metric_lines({"train:mse": 2.0}, epoch=3)[0] == \
         "#quality_metric: host=algo-1, epoch=3, train mse <loss>=2.0"
+    assert M.quality_metric_lines({"train:mse": 2.0}, host="algo-2", epoch=3, batch=500)[0] \
+        == "#quality_metric: host=algo-2, epoch=3, batch=500 train mse <loss>=2.0"

@@ -144,19 +144,22 @@ def compute_metrics(
 
 
 def quality_metric_lines(
-    metrics: dict[str, float], *, host: str = "algo-1", epoch: int | None = None
+    metrics: dict[str, float], *, host: str = "algo-1", epoch: int | None = None,
+    batch: int | None = None,
 ) -> list[str]:
     """Render ``metrics`` as SageMaker ``#quality_metric`` log lines.
 
     ``{"test:rmse": v}`` -> ``#quality_metric: host=algo-1, test rmse <loss>=v``; with
-    ``epoch`` the ``epoch=E, `` part is added (per-epoch train lines).
+    ``epoch`` the ``epoch=E, `` part is added (per-epoch train lines), with ``batch`` also
+    ``batch=B, `` (the per-batch lines of ``batch_metrics_publish_interval``).
     """
     lines = []
+    where = "" if epoch is None else f"epoch={epoch}, "
+    where += "" if batch is None else f"batch={batch} "
     for key, value in metrics.items():
         channel, _, name = key.partition(":")
         if name not in METRIC_KINDS:
             continue
-        where = f"epoch={epoch}, " if epoch is not None else ""
         log_name = LOG_NAMES.get(name, name)
         lines.append(
             f"#quality_metric: host={host}, {where}{channel} {log_name} "

@@ -580,12 +580,10 @@ def _empty_batch(feature_dim: int) -> SparseBatch:
 
 def _log_batch(config: FMConfig, host: str, epoch: int, b: int, y: np.ndarray, t: np.ndarray) -> None:
     s = y if config.predictor_type == "regressor" else 1 / (1 + np.exp(-y))
-    for key, value in M.compute_metrics(config.predictor_type, t, s, prefix="train").items():
-        name = key.split(":", 1)[1]
-        if name == "auc":
-            continue
-        quality_logger.info("#quality_metric: host=%s, epoch=%d, batch=%d train %s <%s>=%r", host, epoch,
-                     b, M.LOG_NAMES.get(name, name), M.METRIC_KINDS[name], value)
+    metrics = M.compute_metrics(config.predictor_type, t, s, prefix="train")
+    metrics.pop("train:auc", None)
+    for line in M.quality_metric_lines(metrics, host=host, epoch=epoch, batch=b):
+        quality_logger.info(line)
 
 
 def _log_epoch(config: FMConfig, host: str, epoch: int, logs: dict[str, float]) -> None:
