@@ -9,7 +9,7 @@ sort/unique of keys. On a GPU one masked pass over a 1e6 x 16 table costs less t
 finding the unique keys of 2.5M entries, and the whole step compiles (``torch.compile``)
 into a few kernels.
 
-Shapes: B rows, L keys per row, F features, K factors. Only torch and math are imported,
+Shapes: B rows, L keys per row, F features, K factors. Only torch is imported,
 so ``benchmarks/gpu_train.py`` can load this file on a machine without fmkit installed.
 
 Two implementations of the masked Adam pass, same semantics: ``kernel='torch'`` (tensor ops
@@ -28,7 +28,6 @@ with T the fraction of table rows a batch touches (1 for ``kernel='torch'``):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -232,11 +231,6 @@ class FusedUniformFM:
         m.copy_(torch.where(mask, m_new, m))
         v.copy_(torch.where(mask, v_new, v))
         p.sub_(torch.where(mask, step, torch.zeros((), dtype=p.dtype, device=p.device)))
-
-
-def adam_lr_factor(t: int) -> float:
-    """Adam's bias-corrected step factor sqrt(1 - b2^t) / (1 - b1^t) (for references)."""
-    return math.sqrt(1 - BETA2**t) / (1 - BETA1**t)
 
 
 class TrainerFastPath:
