@@ -359,7 +359,7 @@ def fit(
             w_all = None if any(w is None for w in ws) else (
                 np.concatenate(ws) if ws else np.zeros(0, np.float32))
             y_all, t_all, w_all = strategy.gather_rows([y_all, t_all, w_all])
-            s_all = y_all if config.predictor_type == "regressor" else 1 / (1 + np.exp(-y_all))
+            s_all = _scores(config, y_all)
             logs: dict[str, float] = {"epoch": float(epoch)}
             logs.update(M.compute_metrics(config.predictor_type, t_all, s_all,
                                           weights=w_all, prefix="train"))
@@ -578,9 +578,16 @@ def _empty_batch(feature_dim: int) -> SparseBatch:
                                    feature_dim=feature_dim)
 
 
+def _scores(config: FMConfig, y: np.ndarray) -> np.ndarray:
+    """Scores of raw outputs: themselves for regressors, the predictor's overflow-free
+    sigmoid for classifiers."""
+    from fmkit.inference.predictor import apply_link
+
+    return y if config.predictor_type == "regressor" else apply_link("logit", y)
+
+
 def _log_batch(config: FMConfig, host: str, epoch: int, b: int, y: np.ndarray, t: np.ndarray) -> None:
-    s = y if config.predictor_type == "regressor" else 1 / (1 + np.exp(-y))
-    metrics = M.compute_metrics(config.predictor_type, t, s, prefix="train")
+    metrics = M.compute_metrics(config.predictor_type, t, _scores(config, y), prefix="train")
     metrics.pop("train:auc", None)
     for line in M.quality_metric_lines(metrics, host=host, epoch=epoch, batch=b):
         quality_logger.info(line)
