@@ -131,7 +131,7 @@ class Trainer:
                     f"{init.num_factors}; this job has feature_dim={feature_dim}, "
                     f"num_factors={K}."
                 )
-            w0 = torch.from_numpy(init.w0[:1].mean(0, keepdims=True).copy())
+            w0 = torch.from_numpy(init.w0.mean(0, keepdims=True).copy())
             w = torch.from_numpy(init.w.mean(0).copy())
             V = torch.from_numpy(init.V.mean(0).copy())
         else:
