@@ -132,16 +132,21 @@ class _FMBase(_Base):  # type: ignore[misc,valid-type]
         result = train_fit(config, batch.with_feature_dim(config.feature_dim),
                            validation=validation, callbacks=callbacks, vocabulary=vocabulary,
                            init=init)
-        self.artifact_ = result.artifact
-        self.history_ = result.history
-        self.metrics_ = result.metrics
+        self._adopt(result.artifact, result.history, result.metrics)
         self.best_epoch_ = result.best_epoch
-        self.n_features_in_ = config.feature_dim
         self.config_ = config
+        return self
+
+    def _adopt(self, artifact: Any, history: list[dict[str, Any]],
+               metrics: dict[str, float]) -> None:
+        """Set the fitted state that ``fit`` and :func:`load_model` share."""
         from fmkit.inference.predictor import Predictor
 
-        self.predictor_ = Predictor(result.artifact)
-        return self
+        self.artifact_ = artifact
+        self.history_ = history
+        self.metrics_ = metrics
+        self.n_features_in_ = artifact.feature_dim
+        self.predictor_ = Predictor(artifact)
 
     def _check_input(self, X: Any, y: Any, sample_weight: Any) -> SparseBatch:
         if y is None:
@@ -292,13 +297,8 @@ def load_model(path: str | os.PathLike[str]) -> FMClassifier | FMRegressor:
         est = cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - defensive
         raise DataError(f"{path}: cannot rebuild estimator: {exc}") from None
-    est.artifact_ = artifact
-    est.history_ = artifact.metadata.get("history", [])
-    est.metrics_ = artifact.metadata.get("metrics", {})
-    est.n_features_in_ = artifact.feature_dim
-    from fmkit.inference.predictor import Predictor
-
-    est.predictor_ = Predictor(artifact)
+    est._adopt(artifact, artifact.metadata.get("history", []),
+               artifact.metadata.get("metrics", {}))
     if cls is FMClassifier:
         est.classes_ = np.asarray([0.0, 1.0])
     return est
