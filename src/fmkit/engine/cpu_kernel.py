@@ -431,8 +431,7 @@ class CpuKernelPath:
             self.counts = np.zeros(parts, np.int64)
             self._cap_nnz = cap_nnz
 
-    def step(self, batch: SparseBatch, device: torch.device | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, batch: SparseBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on one labelled mini-batch; return (logits, per-row loss) as CPU tensors.
 
         The gradient is the batch mean (``rescale_grad`` when set), as in the torch step.

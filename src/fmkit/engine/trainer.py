@@ -168,14 +168,14 @@ class Trainer:
     # --------------------------------------------------------------------- one step
     def step(self, batch: SparseBatch, rescale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on one mini-batch; return (logits, per-row loss) for running metrics."""
-        if self.fast_path is not None and (rescale is None
-                                           or abs(rescale * batch.n_rows - 1.0) < 1e-9):
-            out = self.fast_path.step(batch, self.device)
-            if out is not None:
-                return out
-        if self.cpu_kernel is not None and (rescale is None
-                                            or abs(rescale * batch.n_rows - 1.0) < 1e-9):
-            return self.cpu_kernel.step(batch)
+        # the fused steps take the batch mean: only when no other rescale is asked for
+        if rescale is None or abs(rescale * batch.n_rows - 1.0) < 1e-9:
+            if self.fast_path is not None:
+                out = self.fast_path.step(batch, self.device)
+                if out is not None:
+                    return out
+            if self.cpu_kernel is not None:
+                return self.cpu_kernel.step(batch)
         cfg = self.config
         db = to_device(batch, self.device)
         y, xv, s = self.model.forward(db)
