@@ -117,9 +117,18 @@ def test_implicit_features_come_from_training_pairs_only(tmp_path):
     rated, raters = vocab.field("user_rated"), vocab.field("item_raters")
     assert (rated.role, raters.role) == ("user", "item")
     assert not rated.one_hot and not raters.one_hot
-    assert rated.offset == plain.vocabulary.feature_dim  # earlier keys do not move
+    activity, popularity = vocab.field("user_activity"), vocab.field("item_popularity")
+    assert activity.offset == plain.vocabulary.feature_dim  # earlier keys do not move
+    assert (activity.role, popularity.role) == ("user", "item")
+    assert activity.one_hot and popularity.one_hot
+    assert popularity.offset == activity.offset + activity.size
+    assert rated.offset == popularity.offset + popularity.size
     assert vocab.feature_dim == rated.offset + 40 + 30
     base = np.loadtxt(src / "ua.base", dtype=np.int64)[:, :3]
+    user_counts = np.bincount(base[:, 0], minlength=31)
+    item_counts = np.bincount(base[:, 1], minlength=41)
+    assert activity.size == int(np.log2(user_counts.max())) + 1
+    assert activity.ids[:3] == ("1-1", "2-3", "4-7")
     for n, batch in (("train", data.train), ("test", data.test)):
         users = np.loadtxt(src / f"ua.{n if n == 'test' else 'base'}", dtype=np.int64)
         for k in (0, 7, batch.n_rows - 1):
@@ -135,6 +144,12 @@ def test_implicit_features_come_from_training_pairs_only(tmp_path):
             assert sorted(keys[in_raters] - raters.offset + 1) == sorted(theirs)
             if len(theirs):
                 assert np.allclose(vals[in_raters], 1 / np.sqrt(len(theirs)))
+            # one activity key per row: the log2 bucket of the training counts
+            for field, count in ((activity, user_counts[u]), (popularity, item_counts[i])):
+                inside = (keys >= field.offset) & (keys < field.offset + field.size)
+                expected = [field.offset + int(np.log2(count))] if count else []
+                assert list(keys[inside]) == expected
+                assert np.all(vals[inside] == 1.0)
             # the earlier part of the row is the plain encoding's row, keys still sorted
             ref = getattr(plain, n).slice(k, k + 1)
             assert np.array_equal(keys[:ref.indices.size], ref.indices)
@@ -164,8 +179,8 @@ def test_ml1m_layout_random_split_side_and_implicit(tmp_path):
     vocab = data.vocabulary
     assert data.train.n_rows + data.test.n_rows == len(pairs)
     assert [f.name for f in vocab.fields] == ["user", "item", "user_age", "user_gender",
-                                             "user_occupation", "item_genre", "user_rated",
-                                             "item_raters"]
+                                             "user_occupation", "item_genre", "user_activity",
+                                             "item_popularity", "user_rated", "item_raters"]
     assert vocab.field("item_genre").ids == ("Action", "Comedy", "Drama")
     rated = vocab.field("user_rated")
     row = data.train.slice(0, 1)

@@ -311,8 +311,22 @@ def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
 def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,
                   fields: list[Field], user_side: dict[str, list[tuple[int, float]]],
                   item_side: dict[str, list[tuple[int, float]]]) -> int:
-    """Append the ``user_rated`` and ``item_raters`` fields; return the new feature_dim."""
+    """Append the ``user_activity`` and ``item_popularity`` fields (one-hot: the bucket
+    ``2^b .. 2^(b+1)-1`` that holds the entity's number of training ratings), then
+    ``user_rated`` and ``item_raters`` (last, where the samplers' relation blocks and
+    myFM's RelationBlocks expect them); return the new feature_dim."""
     pairs = np.unique(train[:, :2] - 1, axis=0)  # (user, item), 0-based, each pair once
+    for role, own, n_own, side, name in (("user", 0, n_users, user_side, "user_activity"),
+                                         ("item", 1, n_items, item_side, "item_popularity")):
+        counts = np.bincount(pairs[:, own], minlength=n_own)
+        rated = np.flatnonzero(counts)
+        buckets = np.floor(np.log2(counts[rated])).astype(np.int64)
+        size = int(buckets.max()) + 1 if buckets.size else 1
+        fields.append(Field(name, offset, size, role, True,
+                            tuple(f"{1 << b}-{(2 << b) - 1}" for b in range(size))))
+        for e, b in zip(rated, buckets, strict=True):
+            side.setdefault(str(e + 1), []).append((offset + int(b), 1.0))
+        offset += size
     for role, own, other, n_own, n_other, side, name in (
             ("user", 0, 1, n_users, n_items, user_side, "user_rated"),
             ("item", 1, 0, n_items, n_users, item_side, "item_raters")):
