@@ -76,7 +76,7 @@ def test_every_valid_value_round_trips(name):
     good = {bool: "true", int: "3", float: "0.5"}.get(p.kind)
     if p.kind is str:
         good = {"predictor_type": "regressor", "device": "cpu", "optimizer": "adagrad",
-                "solver": "sgd"}.get(name, "normal")
+                "solver": "sgd", "interactions": "all"}.get(name, "normal")
     cfg = FMConfig.from_values(dict(REQUIRED, **{name: good}))
     assert str(getattr(cfg, name)).lower() == str(p.kind(good) if p.kind is not bool
                                                   else True).lower()

@@ -5,6 +5,9 @@ A model directory holds:
 - ``metadata.json``: ``format_version``, ``fmkit_version``, ``predictor_type``, ``link``
   (``identity``, ``logit`` or ``probit``), ``feature_dim``, ``num_factors``,
   ``num_samples``, ``hyperparameters``, ``solver`` and training facts (``history``...);
+  ``interactions`` is ``all`` (absent: the FM's pairs between every two keys) or
+  ``user_item`` (pairs only between the keys of ``user_block``, a list of ``[start, stop)``
+  key runs, and all other keys: ``y = w0 + x.w + <x_U V, x_I V>``);
 - ``weights.npz``: ``w0`` (S,), ``w`` (S, F) and ``V`` (S, F, K), float32, where S is the
   number of kept parameter samples: 1 for SGD/ALS models, the kept posterior samples for
   MCMC models. A prediction is the mean over samples of the per-sample link output;
@@ -31,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from fmkit.config import INTERACTIONS
 from fmkit.errors import ArtifactError
 
 FORMAT_VERSION = "1.0"
@@ -87,6 +91,20 @@ class Artifact:
     def num_samples(self) -> int:
         return int(self.w0.shape[0])
 
+    @property
+    def interactions(self) -> str:
+        return str(self.metadata.get("interactions", "all"))
+
+    @property
+    def user_block(self) -> npt.NDArray[np.bool_] | None:
+        """The keys of the user block (F,) bool for a ``user_item`` model; None otherwise."""
+        if self.interactions != "user_item":
+            return None
+        mask = np.zeros(self.feature_dim, bool)
+        for start, stop in self.metadata.get("user_block", ()):
+            mask[int(start) : int(stop)] = True
+        return mask
+
     @classmethod
     def from_point(
         cls, w0: float, w: Any, V: Any, predictor_type: str, **kw: Any
@@ -120,6 +138,17 @@ class Artifact:
             raise ArtifactError(f"unknown predictor_type {self.predictor_type!r}.")
         if self.link not in LINKS:
             raise ArtifactError(f"unknown link {self.link!r}; known: {', '.join(LINKS)}.")
+        if self.interactions not in INTERACTIONS:
+            raise ArtifactError(f"unknown interactions {self.interactions!r}; known: "
+                                f"{', '.join(INTERACTIONS)}.")
+        if self.interactions == "user_item":
+            runs = self.metadata.get("user_block")
+            if not isinstance(runs, list) or not runs or not all(
+                    isinstance(r, list) and len(r) == 2 and all(type(b) is int for b in r)
+                    and 0 <= r[0] < r[1] <= self.feature_dim for r in runs):
+                raise ArtifactError("a user_item model needs user_block: a non-empty list of "
+                                    f"[start, stop) key runs within feature_dim "
+                                    f"{self.feature_dim}; got {runs!r}.")
         for name in ("w0", "w", "V"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ArtifactError(f"weights {name} contain NaN or infinity.")

@@ -33,6 +33,7 @@ PREDICTOR_TYPES = ("binary_classifier", "regressor")
 INIT_METHODS = ("normal", "uniform", "constant", "mean")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 SOLVERS = ("sgd", "mcmc", "als")
+INTERACTIONS = ("all", "user_item")
 DEVICES = ("auto", "cpu", "cuda")
 # default epochs of the Bayesian solvers, used when epochs is not given: 200 Gibbs sweeps
 # (the libFM/myFM benchmarks' budget), 15 ALS passes
@@ -132,6 +133,8 @@ _PARAMS: list[Param] = [
        sagemaker_native=False),
     _p("keep_samples", int, "an int >= 1", _positive, sagemaker=None, fmkit=None,
        sagemaker_native=False),
+    _p("interactions", str, "'all' or 'user_item'", _one_of(*INTERACTIONS), sagemaker="all",
+       fmkit="all", sagemaker_native=False),
 ]
 
 HYPERPARAMETERS: dict[str, Param] = {p.name: p for p in _PARAMS}
@@ -220,6 +223,7 @@ class FMConfig:
     solver: str = "sgd"
     burn_in: int | None = None
     keep_samples: int | None = None
+    interactions: str = "all"
 
     @classmethod
     def from_values(
@@ -317,6 +321,10 @@ class FMConfig:
             raise ConfigError(
                 "solver 'als' supports only predictor_type='regressor'; got "
                 f"{self.predictor_type!r}. Use solver='mcmc' or 'sgd' for binary_classifier."
+            )
+        if self.interactions == "user_item" and self.solver != "mcmc":
+            raise ConfigError(
+                f"interactions='user_item' needs solver='mcmc'; got solver={self.solver!r}."
             )
 
     def replace(self, **changes: Any) -> FMConfig:

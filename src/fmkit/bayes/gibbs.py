@@ -24,9 +24,10 @@ from fmkit.bayes.relations import find_relations
 from fmkit.bayes.sampler import CoordinateSampler
 from fmkit.bayes.settings import init_sigma
 from fmkit.bayes.torch_sampler import TorchSampler
+from fmkit.bayes.user_item import UserItemSampler, mask_runs
 from fmkit.config import FMConfig
 from fmkit.errors import ConfigError, DataError, DivergenceError
-from fmkit.inference.predictor import apply_link, fm_outputs
+from fmkit.inference.predictor import apply_link, fm_outputs, user_item_outputs
 from fmkit.metrics import compute_metrics
 from fmkit.sparse import SparseBatch
 
@@ -67,14 +68,18 @@ def kept_sweeps(sweeps: int, burn_in: int, keep: int | None, feature_dim: int,
 class _TestScorer:
     """Running mean of link(y_s) on the test rows, computed exactly as Predictor does."""
 
-    def __init__(self, test: SparseBatch, feature_dim: int, link: str) -> None:
+    def __init__(self, test: SparseBatch, feature_dim: int, link: str,
+                 user_block: npt.NDArray[np.bool_] | None = None) -> None:
         self.csr = sp.csr_matrix(test.to_csr(feature_dim), dtype=np.float32)
         self.csr2 = self.csr.multiply(self.csr).tocsr()
         self.link = link
+        self.user_block = user_block
         self.total: npt.NDArray[np.float64] | None = None
         self.count = 0
 
     def _outputs(self, w0: np.float32, w: Any, V: Any) -> npt.NDArray[np.float64]:
+        if self.user_block is not None:
+            return user_item_outputs(self.csr, w0, w, V, self.user_block)
         return fm_outputs(self.csr, self.csr2, w0, w, V, V * V)
 
     def current(self, w0: np.float32, w: Any, V: Any) -> npt.NDArray[np.float32]:
@@ -105,6 +110,25 @@ def _torch_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' but torch sees no CUDA device; use device='cpu'.")
     return device
+
+
+def _check_user_block(user_block: Any, feature_dim: int, backend: str | None
+                      ) -> npt.NDArray[np.bool_]:
+    if backend not in (None, "numba"):
+        raise ConfigError(f"interactions='user_item' runs on the numba backend only; got "
+                          f"backend {backend!r}.")
+    if user_block is None:
+        raise ConfigError("interactions='user_item' needs the user block: train on data "
+                          "whose vocabulary (written by `fmkit prepare`) has fields with "
+                          "role 'user' and 'item'.")
+    mask = np.asarray(user_block, bool)
+    if mask.shape != (feature_dim,):
+        raise DataError(f"user_block must have one entry per key ({feature_dim}); got shape "
+                        f"{mask.shape}.")
+    if mask.all() or not mask.any():
+        raise DataError("interactions='user_item' needs keys in both the user and the item "
+                        f"block; the user block holds {int(mask.sum())} of {feature_dim} keys.")
+    return mask
 
 
 def _check_inputs(config: FMConfig, train: SparseBatch, test: SparseBatch | None
@@ -140,6 +164,7 @@ def fit_mcmc(
     callback: Callback | None = None,
     backend: str | None = None,
     prior: Hyperpriors | None = None,
+    user_block: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[Artifact, list[dict[str, Any]]]:
     """Fit a Bayesian FM by Gibbs sampling; return the kept samples and per-sweep history.
 
@@ -170,6 +195,10 @@ def fit_mcmc(
         ('auto': CUDA when available).
     prior : Hyperpriors, optional
         Hyperprior constants (libFM's defaults).
+    user_block : bool array (F,), optional
+        With ``config.interactions == 'user_item'`` (required then): the keys of the user
+        block; pairs run only between it and the other keys
+        (:mod:`fmkit.bayes.user_item`, numba backend).
 
     Returns
     -------
@@ -177,7 +206,8 @@ def fit_mcmc(
         ``w0`` (S,), ``w`` (S, F), ``V`` (S, F, K) float32: the kept samples (the current
         sample when stopped before any was kept); link 'identity' or 'probit';
         metadata ``solver``, ``burn_in``, ``sweeps``, ``kept_sweeps``, ``groups``
-        (``[[group, start, stop], ...]`` runs) and ``test_metrics`` when ``test`` is given.
+        (``[[group, start, stop], ...]`` runs), ``test_metrics`` when ``test`` is given,
+        and for user_item models ``interactions`` and ``user_block`` (key runs).
     history : list of dict
         One entry per sweep: ``epoch`` (1-based), ``seconds`` (that sweep's wall time,
         scoring included), ``train:rmse`` (regressor, current sample), ``test:<metric>``.
@@ -185,7 +215,8 @@ def fit_mcmc(
     Raises
     ------
     ConfigError
-        ``burn_in >= epochs``, unknown backend.
+        ``burn_in >= epochs``, unknown backend; user_item without ``user_block`` or on a
+        backend other than numba.
     DataError
         Missing or invalid labels, keys out of range, bad ``groups``.
     """
@@ -193,7 +224,10 @@ def fit_mcmc(
     if backend is not None and backend not in (*BACKENDS, "torch"):
         raise ConfigError(f"backend must be one of {', '.join((*BACKENDS, 'torch'))}; got "
                           f"{backend!r}.")
-    if backend is None and config.device == "cuda":
+    user_item = config.interactions == "user_item"
+    if user_item:
+        user_block = _check_user_block(user_block, feature_dim, backend)
+    elif backend is None and config.device == "cuda":
         backend = "torch"
     sweeps, K = config.epochs, config.num_factors
     binary = config.predictor_type == "binary_classifier"
@@ -214,14 +248,18 @@ def fit_mcmc(
     kw: dict[str, Any] = {"likelihood": "probit" if binary else "gaussian", "mode": "gibbs",
                           "init_sigma": init_sigma(config), "prior": prior,
                           "row_weights": weights}
-    sampler: CoordinateSampler
-    if backend == "torch":
+    sampler: CoordinateSampler | UserItemSampler
+    if user_item:
+        del kw["mode"]
+        sampler = UserItemSampler(*args, user_block=user_block, **kw)
+    elif backend == "torch":
         sampler = TorchSampler(*args, device=_torch_device(config.device), **kw)
     else:
         if (backend or default_backend()) == "numba":
             kw["relations"] = find_relations(csr, group_ids)
         sampler = CoordinateSampler(*args, backend=backend, **kw)
-    scorer = None if test is None else _TestScorer(test, feature_dim, link)
+    scorer = None if test is None else _TestScorer(test, feature_dim, link,
+                                                    user_block if user_item else None)
     w0s: list[np.float32] = []
     ws: list[npt.NDArray[np.float32]] = []
     Vs: list[npt.NDArray[np.float32]] = []
@@ -289,6 +327,9 @@ def fit_mcmc(
         "relations": [[u.start, u.stop] for u in sampler.relations],
         "hyperparameters": config.to_dict(),
     }
+    if user_item:
+        assert user_block is not None
+        metadata.update(interactions="user_item", user_block=mask_runs(user_block))
     if train_count:  # the posterior mean on the training rows, from the sampler's outputs
         metadata["train_metrics"] = compute_metrics(
             config.predictor_type, train.labels, train_sum / train_count,

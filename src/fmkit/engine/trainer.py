@@ -483,8 +483,10 @@ def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocab
         return stop
 
     if config.solver == "mcmc":
+        user_block = (vocab.role_mask("user")
+                      if config.interactions == "user_item" and vocab is not None else None)
         artifact, history = bayes.fit_mcmc(config, train, groups=groups, test=test,
-                                           callback=callback)
+                                           callback=callback, user_block=user_block)
     else:
         artifact, history = bayes.fit_als(config, train, test=test, callback=callback)
     from fmkit.inference.predictor import Predictor

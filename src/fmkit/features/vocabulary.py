@@ -203,6 +203,14 @@ class Vocabulary:
             groups[unassigned] = len(self.fields)
         return groups
 
+    def role_mask(self, role: str) -> npt.NDArray[np.bool_]:
+        """Return which keys (F,) lie in fields of ``role`` ('user', 'item', 'context')."""
+        mask = np.zeros(self.feature_dim, bool)
+        for f in self.fields:
+            if f.role == role:
+                mask[f.offset : f.offset + f.size] = True
+        return mask
+
     def entity_rows(self, role: str, raw_ids: Iterable[str]) -> sp.csr_matrix:
         """Return one CSR row per raw id of ``role`` ('user' or 'item'): one-hot + side keys.
 
