@@ -7,6 +7,15 @@ For each kept parameter sample s (one for SGD/ALS models, many for MCMC), the FM
 and the score is the mean over samples of link(y_s): identity for regressors, the logistic
 sigmoid for SGD binary classifiers, the normal CDF for probit (MCMC) classifiers. Binary
 predicted labels are 1.0 where score >= 0.5.
+
+A ``user_item`` model (:attr:`fmkit.artifact.Artifact.interactions`, Bayesian solver) keeps
+only the pairs between its user block U (:attr:`~fmkit.artifact.Artifact.user_block`) and
+the other keys I::
+
+    y_s(x) = w0_s + x . w_s + sum_f (sum_{j in U} x_j V_s[j, f]) * (sum_{j in I} x_j V_s[j, f])
+
+Every scoring path (bulk, the request fast path, recommendations) uses that formula for
+such models.
 """
 
 from __future__ import annotations
@@ -22,7 +31,6 @@ from scipy.special import ndtr
 from fmkit.artifact import Artifact, load
 from fmkit.errors import DataError
 from fmkit.sparse import SparseBatch
-
 
 
 def apply_link(link: str, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -47,6 +55,17 @@ def fm_outputs(csr: Any, csr2: Any, w0: Any, w: Any, V: Any, V2: Any
     return float(w0) + lin + 0.5 * (xv * xv - x2v2).sum(axis=1)
 
 
+def user_item_outputs(csr: Any, w0: Any, w: Any, V: Any, user_block: npt.NDArray[np.bool_]
+                      ) -> npt.NDArray[np.float64]:
+    """Return the outputs (N,) of a ``user_item`` model for one parameter sample: pairs
+    only across the blocks, ``y = w0 + x.w + <x_U V, x_I V>`` (``user_block`` (F,) marks
+    U; every other key is in I). Bulk scoring and the MCMC running test metrics."""
+    VU = np.where(user_block[:, None], V, 0).astype(V.dtype, copy=False)
+    qU = np.asarray(csr @ VU, np.float64)
+    qI = np.asarray(csr @ (V - VU), np.float64)
+    return float(w0) + np.asarray(csr @ w, np.float64) + (qU * qI).sum(axis=1)
+
+
 class Predictor:
     """Scores CSR rows with an :class:`~fmkit.artifact.Artifact`; numpy only."""
 
@@ -57,9 +76,12 @@ class Predictor:
         self.feature_dim = artifact.feature_dim
         self._w = artifact.w
         self._V = artifact.V
+        # (F,) bool for user_item models, read once here; None for the ordinary FM
+        self._user_block = artifact.user_block
         # ||V_j||^2 per key (S, F); V * V itself is not kept (a second copy of V per server
-        # worker, which only bulk scoring reads)
-        self._norms = (artifact.V * artifact.V).sum(axis=2, dtype=np.float64)
+        # worker, which only bulk scoring reads). user_item models have no squared terms.
+        self._norms = (None if self._user_block is not None
+                       else (artifact.V * artifact.V).sum(axis=2, dtype=np.float64))
         self._recommender: Any = None
 
     @classmethod
@@ -93,8 +115,13 @@ class Predictor:
         requests go through :meth:`decision_rows` instead (no scipy overhead).
         """
         csr = self._as_csr(X)
-        csr2 = csr.multiply(csr).tocsr()
         out = np.empty((self.artifact.num_samples, csr.shape[0]), np.float64)
+        if self._user_block is not None:
+            for s in range(self.artifact.num_samples):
+                out[s] = user_item_outputs(csr, self.artifact.w0[s], self._w[s], self._V[s],
+                                           self._user_block)
+            return out
+        csr2 = csr.multiply(csr).tocsr()
         for s in range(self.artifact.num_samples):
             V = self._V[s]
             out[s] = fm_outputs(csr, csr2, self.artifact.w0[s], self._w[s], V, V * V)
@@ -159,6 +186,10 @@ class Predictor:
 
     def _decision_block(self, idx: npt.NDArray[np.int64], offs: npt.NDArray[np.int64],
                         vals: npt.NDArray[np.float32], out: npt.NDArray[np.float64]) -> None:
+        if self._user_block is not None:
+            self._user_item_block(idx, offs, vals, out)
+            return
+        assert self._norms is not None
         if offs.shape[0] == 2 and (idx.shape[0] < 2 or np.all(idx[1:] > idx[:-1])):
             # one row with sorted, distinct keys (a typical single request): plain dots
             x = vals.astype(np.float64)
@@ -189,6 +220,40 @@ class Predictor:
             lin = np.add.reduceat(self._w[s][idx] * x, starts)
             sq = np.add.reduceat(self._norms[s][idx] * x2, starts)
             out[s, nonempty] += lin + 0.5 * (np.einsum("ij,ij->i", xv, xv) - sq)
+
+    def _user_item_block(self, idx: npt.NDArray[np.int64], offs: npt.NDArray[np.int64],
+                         vals: npt.NDArray[np.float32], out: npt.NDArray[np.float64]) -> None:
+        """:meth:`_decision_block` for a ``user_item`` model: ``y += x.w + <q_U, q_I>``.
+
+        ``q_U`` and ``q_I`` are a row's summed ``x_j V_j`` over its keys in and out of the
+        user block. Both are linear in x, so duplicate keys and their order need no
+        special care: summing first or adding the gathered terms gives the same sums.
+        """
+        assert self._user_block is not None
+        x = vals.astype(np.float64)
+        in_u = self._user_block[idx]
+        if offs.shape[0] == 2:  # one row (a typical single request): plain dots
+            iu, ii = idx[in_u], idx[~in_u]
+            xu, xi = x[in_u], x[~in_u]
+            for s in range(self.artifact.num_samples):
+                V = self._V[s]
+                out[s, 0] += float(self._w[s][idx] @ x) + float((xu @ V[iu]) @ (xi @ V[ii]))
+            return
+        lengths = np.diff(offs)
+        nonempty = lengths > 0
+        starts = offs[:-1][nonempty]
+        K = self.artifact.num_factors
+        # x_j split into the two blocks, (Z, 2): [x_j if j in U, x_j if j in I]
+        split = np.zeros((x.shape[0], 2), np.float64)
+        split[in_u, 0] = x[in_u]
+        split[~in_u, 1] = x[~in_u]
+        for s in range(self.artifact.num_samples):
+            # (Z, 2, K) -> per row (N', 2K): [q_U, q_I]
+            rows = self._V[s][idx]  # (Z, K)
+            gathered = (split[:, :, None] * rows[:, None, :]).reshape(x.shape[0], 2 * K)
+            q = np.add.reduceat(gathered, starts, axis=0)
+            lin = np.add.reduceat(self._w[s][idx] * x, starts)
+            out[s, nonempty] += lin + np.einsum("ij,ij->i", q[:, :K], q[:, K:])
 
     def predict_batch(self, batch: SparseBatch, *, validate: bool = True
                       ) -> dict[str, npt.NDArray[np.float32]]:

@@ -15,6 +15,20 @@ so scoring every item for a user is one matrix-vector product with the (I, K + 1
 score is the mean over samples of ``link(y_s)``, one product per sample, as in
 :class:`fmkit.inference.predictor.Predictor`.
 
+A ``user_item`` model (:attr:`fmkit.artifact.Artifact.user_block`) has no pairs within a
+block, so a side's constant has no self-interaction term; instead it holds the pairs
+across the blocks inside that side (a context key of the item block on the user side)::
+
+    a(u)    = w0 + x_u . w + <U(x_u), I(x_u)>        U(.), I(.): summed factors of the
+    a(i)    =      x_i . w + <U(x_i), I(x_i)>        keys in and out of the user block
+    y(u, i) = a(u) + a(i) + <U(x_u), I(x_i)> + <I(x_u), U(x_i)>
+
+The tables are ``[U(x_u), a(u)]`` and ``[I(x_i), a(i)]`` (K + 1 columns, as above) when no
+candidate item row has a user-block key, the usual case; otherwise ``[U(x_u), I(x_u), a(u)]``
+and ``[I(x_i), U(x_i), a(i)]``. Similar items compare the item factors that meet the users,
+s(i) for the ordinary FM and I(x_i) for a ``user_item`` model (the same vectors when the
+item rows lie outside the user block).
+
 The raw-id layer needs the model's vocabulary (:mod:`fmkit.features.vocabulary`): its user and
 item fields, side features, ``item_counts`` and the training pairs ``seen``.
 """
@@ -156,38 +170,71 @@ class Recommender:
         self._w0 = artifact.w0.astype(np.float64)
         self._w = artifact.w
         self._V = artifact.V
-        self._norms = np.stack([np.einsum("ij,ij->i", artifact.V[s], artifact.V[s])
-                                for s in range(artifact.num_samples)])  # (S, F) |V_j|^2
-        # (S, I, K + 1): [s(i), a(i)] per sample, float32
-        self._item_table = np.stack([self._side_table(items, s, with_bias=False)
+        self._user_block = artifact.user_block  # (F,) bool for user_item models, else None
+        # user_item: do candidate rows hold user-block keys (the tables then need 2K factors)?
+        self._cross = self._user_block is not None and bool(np.any(
+            self._user_block[sp.csr_matrix(items).indices]))
+        self._norms = (None if self._user_block is not None else
+                       np.stack([np.einsum("ij,ij->i", artifact.V[s], artifact.V[s])
+                                 for s in range(artifact.num_samples)]))  # (S, F) |V_j|^2
+        # (S, I, K + 1): [s(i), a(i)] per sample, float32 (see the module docstring for
+        # user_item models)
+        self._item_table = np.stack([self._side_table(items, s, user_side=False)
                                      for s in range(artifact.num_samples)])
         self._unit: npt.NDArray[np.float32] | None = None
 
     # ------------------------------------------------------------------ tables
-    def _side_table(self, rows: sp.csr_matrix, s: int, *, with_bias: bool
+    def _side_table(self, rows: sp.csr_matrix, s: int, *, user_side: bool
                     ) -> npt.NDArray[np.float32]:
         """Return (n, K + 1): summed factors and the side's constant for sample ``s``.
 
-        Products stay in float32 so that no float64 copy of V (F x K) is ever made; a row
-        sums only its few non-zeros.
+        The user side's constant includes w0. Products stay in float32 so that no float64
+        copy of V (F x K) is ever made; a row sums only its few non-zeros.
         """
         if not (sp.issparse(rows) and rows.format == "csr" and rows.dtype == np.float32):
             rows = sp.csr_matrix(rows, dtype=np.float32)
+        if self._user_block is not None:
+            return self._user_item_table(rows, s, user_side=user_side)
+        assert self._norms is not None
         sq = rows.multiply(rows).tocsr()
         factors = np.asarray(rows @ self._V[s], np.float64)  # (n, K)
         const = (np.asarray(rows @ self._w[s], np.float64).reshape(-1)
                  + 0.5 * (np.einsum("ij,ij->i", factors, factors)
                           - np.asarray(sq @ self._norms[s], np.float64).reshape(-1)))
-        if with_bias:
+        return self._table(factors, const, s, user_side=user_side)
+
+    def _user_item_table(self, rows: sp.csr_matrix, s: int, *, user_side: bool
+                         ) -> npt.NDArray[np.float32]:
+        """:meth:`_side_table` of a ``user_item`` model: ``[U(x), a]`` (user side) or
+        ``[I(x), a]`` (item side), with the other block's factors in between when the item
+        rows hold user-block keys."""
+        assert self._user_block is not None
+        in_u = self._user_block[rows.indices]
+        rows_u = sp.csr_matrix((np.where(in_u, rows.data, 0), rows.indices, rows.indptr),
+                               shape=rows.shape)
+        rows_i = sp.csr_matrix((np.where(in_u, 0, rows.data), rows.indices, rows.indptr),
+                               shape=rows.shape)
+        fu = np.asarray(rows_u @ self._V[s], np.float64)  # (n, K)
+        fi = np.asarray(rows_i @ self._V[s], np.float64)
+        const = (np.asarray(rows @ self._w[s], np.float64).reshape(-1)
+                 + np.einsum("ij,ij->i", fu, fi))
+        first, second = (fu, fi) if user_side else (fi, fu)
+        factors = np.concatenate([first, second], axis=1) if self._cross else first
+        return self._table(factors, const, s, user_side=user_side)
+
+    def _table(self, factors: npt.NDArray[np.float64], const: npt.NDArray[np.float64], s: int,
+               *, user_side: bool) -> npt.NDArray[np.float32]:
+        """Return ``[factors, const]`` in float32, w0 added to the user side's constant."""
+        if user_side:
             const = const + self._w0[s]
-        out = np.empty((rows.shape[0], factors.shape[1] + 1), np.float32)
+        out = np.empty((factors.shape[0], factors.shape[1] + 1), np.float32)
         out[:, :-1] = factors
         out[:, -1] = const
         return out
 
     def _user_tables(self, users: sp.csr_matrix) -> npt.NDArray[np.float32]:
         """Return (S, U, K + 1): ``[s(u), 1]`` rows, the constant a(u) kept apart below."""
-        return np.stack([self._side_table(users, s, with_bias=True)
+        return np.stack([self._side_table(users, s, user_side=True)
                          for s in range(self.artifact.num_samples)])
 
     def score_rows(self, users: sp.csr_matrix) -> npt.NDArray[np.float32]:
@@ -466,6 +513,8 @@ class Recommender:
     def similar(self, item: str, *, k: int = 10) -> Recommendation:
         """Return the ``k`` items whose summed factors s(i) are most cosine-similar to ``item``.
 
+        For a ``user_item`` model the factors are I(x_i), those that meet the user block.
+
         With several parameter samples the similarity is the mean of per-sample cosines.
 
         Raises
@@ -477,7 +526,8 @@ class Recommender:
         if pos is None:
             raise DataError(f"unknown item {item!r}: not among the model's {self.n_items} items.")
         if self._unit is None:
-            factors = self._item_table[:, :, :-1].astype(np.float32)
+            # s(i), or I(x_i) for user_item models: the factors that meet the users
+            factors = self._item_table[:, :, : self.artifact.num_factors].astype(np.float32)
             norms = np.linalg.norm(factors, axis=2, keepdims=True)
             self._unit = factors / np.maximum(norms, 1e-12)
         sims = np.mean(self._unit @ self._unit[:, pos, :, None], axis=0)[:, 0]  # (I,)

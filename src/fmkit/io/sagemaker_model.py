@@ -572,10 +572,17 @@ def model_bytes(artifact: Artifact, *,
     Raises
     ------
     ArtifactError
-        The model has several parameter samples (MCMC) or a probit link, which SageMaker's
-        graph cannot express.
+        The model has ``user_item`` interactions, several parameter samples (MCMC) or a
+        probit link, which SageMaker's graph cannot express.
     """
     artifact.check()
+    if artifact.interactions != "all":
+        raise ArtifactError(
+            f"SageMaker's format cannot hold this model: it was trained with "
+            f"interactions={artifact.interactions!r} (pairwise terms only between user and "
+            "item keys) but SageMaker's FM adds the pairs between every two keys, so its "
+            "scores would differ; export it with --format npz."
+        )
     if artifact.num_samples != 1:
         raise ArtifactError(
             f"SageMaker's format holds one parameter set but this model has "
