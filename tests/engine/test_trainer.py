@@ -126,6 +126,10 @@ def test_warm_start_continues_from_model():
     assert np.array_equal(again.artifact.V, first.artifact.V)
     assert again.history[0]["train:rmse"] == pytest.approx(first.history[-1]["train:rmse"],
                                                            rel=0.2)
+    # a user_item model's factors mean something else: refused, with the reason
+    first.artifact.metadata.update(interactions="user_item", user_block=[[0, 10]])
+    with pytest.raises(ConfigError, match="interactions='user_item'"):
+        fit(_cfg(epochs=1), data, init=first.artifact)
 
 
 def test_sample_weights_change_the_fit():

@@ -131,6 +131,11 @@ class Trainer:
                     f"{init.num_factors}; this job has feature_dim={feature_dim}, "
                     f"num_factors={K}."
                 )
+            if init.interactions != "all":
+                raise ConfigError(
+                    f"--init-model was trained with interactions={init.interactions!r}; "
+                    "the gradient trainer starts only from an ordinary FM (interactions='all')."
+                )
             w0 = torch.from_numpy(init.w0.mean(0, keepdims=True).copy())
             w = torch.from_numpy(init.w.mean(0).copy())
             V = torch.from_numpy(init.V.mean(0).copy())
