@@ -6,13 +6,15 @@ For each task (rating regression; binary label rating >= 4) with and without sid
 and myFM's Gibbs sampler at the same rank, sweeps, burn-in and prior groups (one per
 field), for several seeds, and reports fit wall time (median) and test metrics (mean +-
 std). Both samplers get the implicit fields as relation blocks (myFM's ``RelationBlock``;
-fmkit finds them itself). Then fmkit ALS.
+fmkit finds them itself). ``--interactions all,user_item`` also runs fmkit's user x item
+model (pairs only between the user block and the item block; myFM has no such model, so
+it runs the ordinary FM on the same rows). Then fmkit ALS.
 
 Run::
 
     .venv/bin/python benchmarks/bayes_mcmc.py [--data ../shared/data/ml-100k] [--seeds 3]
         [--sweeps 200] [--rank 8] [--tasks rating,binary] [--side no,yes]
-        [--implicit no] [--no-myfm] [--append]
+        [--implicit no] [--interactions all] [--no-myfm] [--append]
 
 ``--append`` adds the results to benchmarks/RESULTS.md. myFM is optional
 (``pip install myfm``); its import needs ``pkg_resources``, shimmed here when setuptools
@@ -73,15 +75,17 @@ def _import_myfm() -> Any:
     return myfm
 
 
-def run_fmkit(data: Any, task: str, seed: int, sweeps: int, rank: int, burn_in: int
-              ) -> tuple[tuple[float, float], dict[str, float]]:
+def run_fmkit(data: Any, task: str, seed: int, sweeps: int, rank: int, burn_in: int,
+              interactions: str = "all") -> tuple[tuple[float, float], dict[str, float]]:
     predictor_type = "regressor" if task == "rating" else "binary_classifier"
     cfg = FMConfig.from_values({
         "predictor_type": predictor_type, "num_factors": rank, "epochs": sweeps,
         "burn_in": burn_in, "keep_samples": sweeps - burn_in, "seed": seed,
-        "factors_init_sigma": 0.1, "feature_dim": data.vocabulary.feature_dim})
+        "factors_init_sigma": 0.1, "feature_dim": data.vocabulary.feature_dim,
+        "solver": "mcmc", "interactions": interactions})
     start, cpu = time.perf_counter(), time.process_time()
-    artifact, _ = fit_mcmc(cfg, data.train, groups=data.vocabulary.groups())
+    artifact, _ = fit_mcmc(cfg, data.train, groups=data.vocabulary.groups(),
+                           user_block=data.vocabulary.role_mask("user"))
     seconds = (time.perf_counter() - start, time.process_time() - cpu)
     scores = Predictor(artifact).predict_scores(data.test)
     return seconds, compute_metrics(predictor_type, data.test.labels, scores)
@@ -161,6 +165,9 @@ def main() -> None:
     ap.add_argument("--side", default="no,yes")
     ap.add_argument("--implicit", default="no",
                     help="no, yes or no,yes: implicit feedback fields (prepare --implicit)")
+    ap.add_argument("--interactions", default="all",
+                    help="all, user_item or all,user_item: fmkit's model(s); myFM runs the "
+                         "ordinary FM")
     ap.add_argument("--no-myfm", action="store_true")
     ap.add_argument("--append", action="store_true")
     args = ap.parse_args()
@@ -184,11 +191,14 @@ def main() -> None:
                  f"{len(data.vocabulary.fields)} groups, burn-in {burn_in})")
         print(title, flush=True)
         lines.append(f"- {title}:")
-        names = ["fmkit mcmc"] + ([] if myfm is None else ["myFM 0.4 gibbs"])
+        ours = {("fmkit mcmc" if i == "all" else f"fmkit mcmc {i}"): i
+                for i in args.interactions.split(",")}
+        names = [*ours] + ([] if myfm is None else ["myFM 0.4 gibbs"])
         runs: dict[str, list[Run]] = {n: [] for n in names}
-        for seed in range(args.seeds):  # alternate the two so load hits both alike
-            runs["fmkit mcmc"].append(
-                run_fmkit(data, task, seed, args.sweeps, args.rank, burn_in))
+        for seed in range(args.seeds):  # alternate the tools so load hits them alike
+            for name, interactions in ours.items():
+                runs[name].append(run_fmkit(data, task, seed, args.sweeps, args.rank,
+                                            burn_in, interactions))
             if myfm is not None:
                 runs["myFM 0.4 gibbs"].append(run_myfm(
                     myfm, data, task, seed, args.sweeps, args.rank, burn_in))
@@ -196,11 +206,11 @@ def main() -> None:
             line = summarise(name, task, runs[name])
             print("  " + line, flush=True)
             lines.append(f"  - {line}")
-        if myfm is not None:
-            ratios = [statistics.median(r[0][i] for r in runs["fmkit mcmc"])
+        for name in ours if myfm is not None else ():
+            ratios = [statistics.median(r[0][i] for r in runs[name])
                       / statistics.median(r[0][i] for r in runs["myFM 0.4 gibbs"])
                       for i in (0, 1)]
-            line = (f"fmkit / myFM fit time: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU "
+            line = (f"{name} / myFM fit time: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU "
                     "(both single-threaded; CPU time is the steadier on a loaded machine)")
             print("  " + line, flush=True)
             lines.append(f"  - {line}")
