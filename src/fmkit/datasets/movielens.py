@@ -46,6 +46,8 @@ AGE_BUCKETS = ((0, 18, "<18"), (18, 25, "18-24"), (25, 35, "25-34"), (35, 45, "3
 # those without side features; a smaller value shrinks the key's weight in the score and,
 # with Adagrad, makes its decay relatively stronger (docs/movielens.md).
 SIDE_SCALES = {"user_age": 0.1, "user_gender": 0.1, "user_occupation": 0.1, "item_genre": 0.2}
+# value of the user_activity / item_popularity key (--implicit)
+ACTIVITY_VALUE = 1.0
 
 
 @dataclass
@@ -325,7 +327,7 @@ def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,
         fields.append(Field(name, offset, size, role, True,
                             tuple(f"{1 << b}-{(2 << b) - 1}" for b in range(size))))
         for e, b in zip(rated, buckets, strict=True):
-            side.setdefault(str(e + 1), []).append((offset + int(b), 1.0))
+            side.setdefault(str(e + 1), []).append((offset + int(b), ACTIVITY_VALUE))
         offset += size
     for role, own, other, n_own, n_other, side, name in (
             ("user", 0, 1, n_users, n_items, user_side, "user_rated"),
