@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers.reference import naive_user_item
 
 from fmkit.bayes.kernels import HAVE_NUMBA
 from fmkit.bayes.sampler import CoordinateSampler
@@ -51,15 +52,7 @@ def _target(rng: np.random.Generator, likelihood: str) -> np.ndarray:
 
 def _naive(X: sp.csr_matrix, w0: float, w: np.ndarray, Vt: np.ndarray, mask: np.ndarray
            ) -> np.ndarray:
-    """float64 double loop: w0 + sum w x + sum over (user key, item key) pairs."""
-    D = X.toarray()
-    out = np.full(D.shape[0], w0)
-    for i in range(D.shape[0]):
-        out[i] += D[i] @ w
-        for a in np.flatnonzero(D[i] * mask):
-            for b in np.flatnonzero(D[i] * ~mask):
-                out[i] += D[i, a] * D[i, b] * (Vt[:, a] @ Vt[:, b])
-    return out
+    return naive_user_item(X, w0, w, Vt.T, mask)
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "probit"])

@@ -12,6 +12,18 @@ def naive_fm(X: sp.spmatrix | np.ndarray, w0: float, w: np.ndarray, V: np.ndarra
     y = w0 + sum_i w_i x_i + sum_{i<j} <v_i, v_j> x_i x_j, over the row's stored entries
     (duplicate keys first summed, as in a matrix).
     """
+    return _pairs(X, w0, w, V, lambda a, b: b > a)
+
+
+def naive_user_item(X: sp.spmatrix | np.ndarray, w0: float, w: np.ndarray, V: np.ndarray,
+                    mask: np.ndarray) -> np.ndarray:
+    """The same loop for a ``user_item`` model: only pairs of a key in ``mask`` (the user
+    block) with a key outside it."""
+    return _pairs(X, w0, w, V, lambda a, b: mask[a] and not mask[b])
+
+
+def _pairs(X, w0, w, V, counts) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """w0 + x.w + sum over the key pairs (a, b) of a row for which ``counts(a, b)``."""
     X = sp.csr_matrix(X, dtype=np.float64, copy=True)
     X.sum_duplicates()
     w = np.asarray(w, np.float64)
@@ -22,8 +34,9 @@ def naive_fm(X: sp.spmatrix | np.ndarray, w0: float, w: np.ndarray, V: np.ndarra
         val = X.data[X.indptr[r]:X.indptr[r + 1]]
         y = float(w0) + float(np.dot(w[idx], val))
         for a in range(len(idx)):
-            for b in range(a + 1, len(idx)):
-                y += float(V[idx[a]] @ V[idx[b]]) * val[a] * val[b]
+            for b in range(len(idx)):
+                if counts(idx[a], idx[b]):
+                    y += float(V[idx[a]] @ V[idx[b]]) * val[a] * val[b]
         out[r] = y
     return out
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from helpers.reference import naive_fm
+from helpers.reference import naive_fm, naive_user_item
 
 from fmkit.artifact import Artifact, load, save
 from fmkit.errors import ArtifactError
@@ -48,25 +48,6 @@ def as_all(artifact: Artifact) -> Artifact:
     meta = {k: v for k, v in artifact.metadata.items()
             if k not in ("interactions", "user_block")}
     return replace(artifact, metadata=meta)
-
-
-def naive_user_item(X, w0, w, V, mask) -> np.ndarray:
-    """Float64 double loop over the (user-block key, other key) pairs of each row."""
-    X = sp.csr_matrix(X, dtype=np.float64, copy=True)
-    X.sum_duplicates()
-    w = np.asarray(w, np.float64)
-    V = np.asarray(V, np.float64)
-    out = np.empty(X.shape[0])
-    for r in range(X.shape[0]):
-        idx = X.indices[X.indptr[r]:X.indptr[r + 1]]
-        val = X.data[X.indptr[r]:X.indptr[r + 1]]
-        y = float(w0) + float(np.dot(w[idx], val))
-        for a in range(len(idx)):
-            for b in range(len(idx)):
-                if mask[idx[a]] and not mask[idx[b]]:
-                    y += float(V[idx[a]] @ V[idx[b]]) * val[a] * val[b]
-        out[r] = y
-    return out
 
 
 def reference(artifact, X) -> np.ndarray:

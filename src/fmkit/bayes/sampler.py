@@ -35,7 +35,104 @@ from fmkit.bayes.relations import Relation, RelationUpdater, without_ranges
 Float64 = npt.NDArray[np.float64]
 
 
-class CoordinateSampler:
+class ChainState:
+    """What every sampler of a Bayesian FM holds and how each sweep starts.
+
+    The targets, the priors and their hyperparameters, the current sample (``w0``, ``w``,
+    ``Vt``), the residuals ``e`` and, for the probit likelihood, the latent targets.
+    Subclasses set the sampling blocks and implement :meth:`predict_train` and the rest
+    of the sweep.
+    """
+
+    mode = "gibbs"
+
+    def _init_state(self, n_rows: int, feature_dim: int, target: Float64,
+                    groups: npt.NDArray[np.int64], num_factors: int,
+                    rng: np.random.Generator, *, likelihood: str, init_sigma: float,
+                    prior: Hyperpriors | None, row_weights: Float64 | None, refresh: int,
+                    reg: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+        self.r = (np.ones(n_rows) if row_weights is None
+                  else np.asarray(row_weights, np.float64))
+        self.n_rows, self.feature_dim = n_rows, feature_dim
+        self.num_factors = num_factors
+        self.target = np.asarray(target, np.float64)
+        self.positive = self.target > 0.5
+        self.likelihood = likelihood
+        self.rng = rng
+        self.prior = prior or Hyperpriors()
+        self.groups = np.ascontiguousarray(groups, np.int64)
+        self.member = membership(self.groups)
+        self.n_groups = self.member.shape[0]
+        self.counts = np.asarray(self.member.sum(axis=1), np.float64).reshape(-1)
+
+        G, K, F = self.n_groups, num_factors, feature_dim
+        if likelihood == "gaussian":
+            total = float(self.r.sum())
+            self.w0 = float(np.sum(self.r * self.target) / total) if total > 0 else 0.0
+        else:
+            self.w0 = 0.0
+        self.w = np.zeros(F)
+        self.Vt = np.ascontiguousarray(rng.normal(0.0, init_sigma, (K, F)))  # (K, F)
+        self.alpha = 1.0
+        if self.mode == "als":
+            self.w0_precision = reg[0]
+            self.lam_w = np.full(G, reg[1])
+            self.lam_v = np.full((K, G), reg[2])
+        else:
+            self.w0_precision = self.prior.w0_precision
+            self.lam_w = np.ones(G)
+            self.lam_v = np.ones((K, G))
+        self.mu_w = np.zeros(G)
+        self.mu_v = np.zeros((K, G))
+        self.e = np.zeros(n_rows)
+        self.latent = self.target.copy()
+        self.refresh = max(1, refresh)
+        self.sweeps = 0
+
+    def predict_train(self) -> Float64:
+        raise NotImplementedError
+
+    def _noise(self, *shape: int) -> Float64:
+        if self.mode == "als":
+            return np.zeros(shape)
+        return self.rng.standard_normal(shape)
+
+    def _begin_sweep(self) -> None:
+        """Outputs (refreshed every ``refresh`` sweeps), latent targets, residuals, the
+        noise precision and ``w0``: the start of every sweep, in myFM's order."""
+        gibbs = self.mode == "gibbs"
+        if self.sweeps % self.refresh == 0:
+            y = self.predict_train()
+        else:
+            y = self.latent - self.e
+        if self.likelihood == "probit" and gibbs:
+            self.latent = sample_latent(self.rng, y, self.positive)
+        self.e = self.latent - y
+        self.sweeps += 1
+        e, r = self.e, self.r
+        if gibbs and self.likelihood == "gaussian":
+            self.alpha = sample_alpha(self.rng, e, r, self.prior)
+        prec = self.w0_precision + self.alpha * float(r.sum())
+        num = self.alpha * float(np.sum(r * (e + self.w0)))  # np.sum: see sample_alpha
+        scale = 1.0 if gibbs else 0.0
+        new = num / prec + scale * float(self._noise(1)[0]) / np.sqrt(prec)
+        e -= new - self.w0
+        self.w0 = new
+
+    def residuals(self) -> Float64:
+        """Return the residuals (N,) of the last sweep's targets, as numpy."""
+        return self.e
+
+    def outputs(self) -> Float64:
+        """Return the current sample's FM outputs on the training rows (N,), as numpy."""
+        return self.latent - self.e
+
+    def snapshot(self) -> tuple[float, Float64, Float64]:
+        """Return ``(w0, w (F,), Vt (K, F))``: numpy views of the current sample."""
+        return self.w0, self.w, self.Vt
+
+
+class CoordinateSampler(ChainState):
     """Gibbs sampler (or ALS) for an FM on a fixed training matrix.
 
     Parameters
@@ -88,8 +185,10 @@ class CoordinateSampler:
         refresh: int = 10,
         relations: Sequence[Relation] = (),
     ) -> None:
-        self.r = (np.ones(X.shape[0]) if row_weights is None
-                  else np.asarray(row_weights, np.float64))
+        self.mode = mode
+        self._init_state(X.shape[0], X.shape[1], target, groups, num_factors, rng,
+                         likelihood=likelihood, init_sigma=init_sigma, prior=prior,
+                         row_weights=row_weights, refresh=refresh, reg=reg)
         self.relations = [RelationUpdater(rel, self.r) for rel in relations]
         csr = _without_keys(sp.csr_matrix(X), [(u.start, u.stop) for u in relations])
         csr = sp.csr_matrix(csr, dtype=np.float64, copy=True)  # sorted in place below
@@ -102,48 +201,12 @@ class CoordinateSampler:
         self.indptr = csc.indptr.astype(np.uint64)
         self.rows = csc.indices.astype(np.uint32 if csr.shape[0] < 2**32 else np.uint64)
         self.vals = csc.data.astype(np.float64)
-        self.n_rows, self.feature_dim = csr.shape
-        self.num_factors = num_factors
-        self.target = np.asarray(target, np.float64)
-        self.positive = self.target > 0.5
-        self.likelihood = likelihood
-        self.mode = mode
-        self.rng = rng
-        self.prior = prior or Hyperpriors()
         self.backend = backend or default_backend()
         self.blocks = list(blocks) if blocks is not None else plan_blocks(csc)
         if relations:
             self.blocks = without_ranges(self.blocks, [(u.start, u.stop) for u in relations])
         self._kernel_r = None if row_weights is None else self.r  # None: unweighted loops
-        self.groups = np.ascontiguousarray(groups, np.int64)
-        self.member = membership(self.groups)
-        self.n_groups = self.member.shape[0]
-        self.counts = np.asarray(self.member.sum(axis=1), np.float64).reshape(-1)
-
-        G, K, F = self.n_groups, num_factors, self.feature_dim
-        if likelihood == "gaussian":
-            total = float(self.r.sum())
-            self.w0 = float(np.sum(self.r * self.target) / total) if total > 0 else 0.0
-        else:
-            self.w0 = 0.0
-        self.w = np.zeros(F)
-        self.Vt = np.ascontiguousarray(rng.normal(0.0, init_sigma, (K, F)))  # (K, F)
-        self.alpha = 1.0
-        if mode == "als":
-            self.w0_precision = reg[0]
-            self.lam_w = np.full(G, reg[1])
-            self.lam_v = np.full((K, G), reg[2])
-        else:
-            self.w0_precision = self.prior.w0_precision
-            self.lam_w = np.ones(G)
-            self.lam_v = np.ones((K, G))
-        self.mu_w = np.zeros(G)
-        self.mu_v = np.zeros((K, G))
-        self.e = np.zeros(self.n_rows)
-        self.Q = np.zeros((K, self.n_rows))
-        self.latent = self.target.copy()
-        self.refresh = max(1, refresh)
-        self.sweeps = 0
+        self.Q = np.zeros((num_factors, self.n_rows))
 
     # ------------------------------------------------------------------ predictions
     def predict_train(self) -> Float64:
@@ -154,35 +217,12 @@ class CoordinateSampler:
         return y
 
     # ------------------------------------------------------------------ sweep
-    def _noise(self, *shape: int) -> Float64:
-        if self.mode == "als":
-            return np.zeros(shape)
-        return self.rng.standard_normal(shape)
-
     def sweep(self) -> None:
         """Run one sweep (see the module docstring for the order)."""
         gibbs = self.mode == "gibbs"
         scale = 1.0 if gibbs else 0.0
-        if self.sweeps % self.refresh == 0:
-            y = self.predict_train()
-        else:
-            y = self.latent - self.e
-        if self.likelihood == "probit" and gibbs:
-            self.latent = sample_latent(self.rng, y, self.positive)
-        self.e = self.latent - y
-        self.sweeps += 1
-        e, r = self.e, self.r
-        if gibbs and self.likelihood == "gaussian":
-            self.alpha = sample_alpha(self.rng, e, r, self.prior)
-        alpha = self.alpha
-
-        # w0
-        prec = self.w0_precision + alpha * float(r.sum())
-        num = alpha * float(np.sum(r * (e + self.w0)))  # np.sum: see sample_alpha
-        new = num / prec + scale * float(self._noise(1)[0]) / np.sqrt(prec)
-        e -= new - self.w0
-        self.w0 = new
-
+        self._begin_sweep()
+        e, alpha = self.e, self.alpha
         if gibbs:
             self.lam_w, self.mu_w = sample_group_priors(
                 self.rng, self.w, self.member, self.counts, self.mu_w, self.prior)
@@ -206,18 +246,6 @@ class CoordinateSampler:
             for u in self.relations:
                 u.factor(e, q, v, self.groups, lam, mu, alpha, self._noise(u.stop - u.start),
                          scale)
-
-    def residuals(self) -> Float64:
-        """Return the residuals (N,) of the last sweep's targets, as numpy."""
-        return self.e
-
-    def outputs(self) -> Float64:
-        """Return the current sample's FM outputs on the training rows (N,), as numpy."""
-        return self.latent - self.e
-
-    def snapshot(self) -> tuple[float, Float64, Float64]:
-        """Return ``(w0, w (F,), Vt (K, F))``: numpy views of the current sample."""
-        return self.w0, self.w, self.Vt
 
     def parameters(self) -> tuple[float, Float64, Float64]:
         """Return ``(w0, w (F,), V (F, K))`` as float64 copies."""

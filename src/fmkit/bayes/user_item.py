@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from fmkit.bayes.likelihood import sample_latent
-from fmkit.bayes.priors import Hyperpriors, membership, sample_alpha, sample_group_priors
+from fmkit.bayes.priors import Hyperpriors, sample_group_priors
+from fmkit.bayes.sampler import ChainState
 from fmkit.errors import ConfigError
 
 try:
@@ -123,7 +123,7 @@ class _Block:
         self.xs = csc.data.astype(np.float64)
 
 
-class UserItemSampler:
+class UserItemSampler(ChainState):
     """Gibbs sampler of the user x item FM on a fixed training matrix.
 
     Parameters as :class:`~fmkit.bayes.sampler.CoordinateSampler` (Gibbs mode), plus
@@ -132,7 +132,7 @@ class UserItemSampler:
     """
 
     backend = "numba"
-    relations: list = []  # the entity grouping replaces relation blocks
+    relations = ()  # the entity grouping replaces relation blocks
 
     def __init__(
         self,
@@ -157,36 +157,11 @@ class UserItemSampler:
         mask = np.asarray(user_block, bool)
         self.U = _Block(csr, mask)
         self.I = _Block(csr, ~mask)
-        self.n_rows, self.feature_dim = csr.shape
-        self.num_factors = num_factors
-        self.r = (np.ones(self.n_rows) if row_weights is None
-                  else np.asarray(row_weights, np.float64))
-        self.target = np.asarray(target, np.float64)
-        self.positive = self.target > 0.5
-        self.likelihood = likelihood
-        self.rng = rng
-        self.prior = prior or Hyperpriors()
-        self.groups = np.ascontiguousarray(groups, np.int64)
-        self.member = membership(self.groups)
-        self.counts = np.asarray(self.member.sum(axis=1), np.float64).reshape(-1)
-        G, K, F = self.member.shape[0], num_factors, self.feature_dim
-        if likelihood == "gaussian":
-            total = float(self.r.sum())
-            self.w0 = float(np.sum(self.r * self.target) / total) if total > 0 else 0.0
-        else:
-            self.w0 = 0.0
-        self.w = np.zeros(F)
-        self.Vt = np.ascontiguousarray(rng.normal(0.0, init_sigma, (K, F)))
-        self.alpha = 1.0
-        self.w0_precision = self.prior.w0_precision
-        self.lam_w, self.mu_w = np.ones(G), np.zeros(G)
-        self.lam_v, self.mu_v = np.ones((K, G)), np.zeros((K, G))
-        self.e = np.zeros(self.n_rows)
-        self.latent = self.target.copy()
-        self.refresh = max(1, refresh)
-        self.sweeps = 0
-        self.QU = np.zeros((K, self.U.n))
-        self.QI = np.zeros((K, self.I.n))
+        self._init_state(csr.shape[0], csr.shape[1], target, groups, num_factors, rng,
+                         likelihood=likelihood, init_sigma=init_sigma, prior=prior,
+                         row_weights=row_weights, refresh=refresh)
+        self.QU = np.zeros((num_factors, self.U.n))
+        self.QI = np.zeros((num_factors, self.I.n))
 
     def predict_train(self) -> Float64:
         """Return the current outputs on the training rows (N,) from scratch."""
@@ -212,23 +187,7 @@ class UserItemSampler:
 
     def sweep(self) -> None:
         """Run one sweep: latent targets, noise precision, w0, w, then each factor column."""
-        if self.sweeps % self.refresh == 0:
-            y = self.predict_train()
-        else:
-            y = self.latent - self.e
-        if self.likelihood == "probit":
-            self.latent = sample_latent(self.rng, y, self.positive)
-        self.e = self.latent - y
-        self.sweeps += 1
-        e, r = self.e, self.r
-        if self.likelihood == "gaussian":
-            self.alpha = sample_alpha(self.rng, e, r, self.prior)
-        prec = self.w0_precision + self.alpha * float(r.sum())
-        num = self.alpha * float(np.sum(r * (e + self.w0)))
-        new = num / prec + float(self.rng.standard_normal(1)[0]) / np.sqrt(prec)
-        e -= new - self.w0
-        self.w0 = new
-
+        self._begin_sweep()
         self.lam_w, self.mu_w = sample_group_priors(self.rng, self.w, self.member,
                                                     self.counts, self.mu_w, self.prior)
         noise = self.rng.standard_normal(self.feature_dim)
@@ -243,17 +202,6 @@ class UserItemSampler:
                                       noise[self.U.keys])
             self.QI[f] += self._block(self.I, self.U, self.QU[f], v, lam, mu,
                                       noise[self.I.keys])
-
-    def residuals(self) -> Float64:
-        return self.e
-
-    def outputs(self) -> Float64:
-        """Return the current sample's outputs on the training rows (N,)."""
-        return self.latent - self.e
-
-    def snapshot(self) -> tuple[float, Float64, Float64]:
-        """Return ``(w0, w (F,), Vt (K, F))``: views of the current sample."""
-        return self.w0, self.w, self.Vt
 
 
 def mask_runs(mask: npt.NDArray[np.bool_]) -> list[list[int]]:
