@@ -219,8 +219,10 @@ def test_user_item_errors():
                                 "interactions": "user_item", "num_factors": 2, "epochs": 3})
     with pytest.raises(ConfigError, match="needs the user block"):
         fit_mcmc(cfg, train, groups=groups)
-    with pytest.raises(ConfigError, match="numba backend only"):
+    with pytest.raises(ConfigError, match="numba backend"):
         fit_mcmc(cfg, train, groups=groups, user_block=mask, backend="torch")
+    with pytest.raises(ConfigError, match="device 'cuda'"):
+        fit_mcmc(cfg.replace(device="cuda"), train, groups=groups, user_block=mask)
     with pytest.raises(DataError, match="both the user and the item block"):
         fit_mcmc(cfg, train, groups=groups, user_block=np.ones(X.shape[1], bool))
     with pytest.raises(ConfigError, match="needs solver='mcmc'"):

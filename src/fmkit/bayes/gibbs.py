@@ -71,9 +71,9 @@ class _TestScorer:
     def __init__(self, test: SparseBatch, feature_dim: int, link: str,
                  user_block: npt.NDArray[np.bool_] | None = None) -> None:
         self.csr = sp.csr_matrix(test.to_csr(feature_dim), dtype=np.float32)
-        self.csr2 = self.csr.multiply(self.csr).tocsr()
-        self.link = link
         self.user_block = user_block
+        self.csr2 = None if user_block is not None else self.csr.multiply(self.csr).tocsr()
+        self.link = link
         self.total: npt.NDArray[np.float64] | None = None
         self.count = 0
 
@@ -112,11 +112,11 @@ def _torch_device(device: str) -> str:
     return device
 
 
-def _check_user_block(user_block: Any, feature_dim: int, backend: str | None
-                      ) -> npt.NDArray[np.bool_]:
-    if backend not in (None, "numba"):
-        raise ConfigError(f"interactions='user_item' runs on the numba backend only; got "
-                          f"backend {backend!r}.")
+def _check_user_block(user_block: Any, feature_dim: int, backend: str | None,
+                      device: str) -> npt.NDArray[np.bool_]:
+    if backend not in (None, "numba") or device == "cuda":
+        raise ConfigError("interactions='user_item' samples on the CPU (numba backend) only; "
+                          f"got backend {backend!r}, device {device!r}.")
     if user_block is None:
         raise ConfigError("interactions='user_item' needs the user block: train on data "
                           "whose vocabulary (written by `fmkit prepare`) has fields with "
@@ -226,7 +226,7 @@ def fit_mcmc(
                           f"{backend!r}.")
     user_item = config.interactions == "user_item"
     if user_item:
-        user_block = _check_user_block(user_block, feature_dim, backend)
+        user_block = _check_user_block(user_block, feature_dim, backend, config.device)
     elif backend is None and config.device == "cuda":
         backend = "torch"
     sweeps, K = config.epochs, config.num_factors
