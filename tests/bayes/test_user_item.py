@@ -229,3 +229,25 @@ def test_user_item_errors():
         FMConfig.from_values({"predictor_type": "regressor", "interactions": "user_item"})
     with pytest.raises(ConfigError, match="interactions must be"):
         FMConfig.from_values({"predictor_type": "regressor", "interactions": "cross"})
+
+
+def test_rows_are_grouped_exactly_even_when_the_projections_collide(monkeypatch):
+    from fmkit.bayes import user_item
+
+    rng = np.random.default_rng(6)
+    X, _, mask = _rows(rng, side=True)
+    X = sp.csr_matrix(X)
+    ent, first = user_item._group_rows(X, mask)
+    parts = X[:, np.flatnonzero(mask)].toarray()
+    # same entity <=> same user part
+    same = (parts[:, None, :] == parts[None, :, :]).all(axis=2)
+    assert np.array_equal(same, ent[:, None] == ent[None, :])
+    assert np.array_equal(ent[first], np.arange(first.size))
+
+    def collide(indptr, indices, data, mask, r1, r2, out):
+        out[:] = 0.0  # every row looks alike: the exact check must catch it
+
+    monkeypatch.setattr(user_item, "_row_keys", collide)
+    ent2, first2 = user_item._group_rows(X, mask)
+    assert np.array_equal(same, ent2[:, None] == ent2[None, :])
+    assert np.array_equal(ent2[first2], np.arange(first2.size))

@@ -259,6 +259,11 @@ def _without_keys(csr: sp.csr_matrix, ranges: list[tuple[int, int]]) -> sp.csr_m
     keep = np.ones(csr.shape[1], bool)
     for a, b in ranges:
         keep[a:b] = False
+    return keys_only(csr, keep)
+
+
+def keys_only(csr: sp.csr_matrix, keep: npt.NDArray[np.bool_]) -> sp.csr_matrix:
+    """Return ``csr`` with only the entries whose key is in ``keep`` (F,) bool; O(nnz)."""
     pos = np.flatnonzero(keep[csr.indices])
     indptr = np.searchsorted(pos, csr.indptr)
     return sp.csr_matrix((csr.data[pos], csr.indices[pos], indptr), shape=csr.shape)

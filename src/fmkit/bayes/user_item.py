@@ -33,7 +33,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from fmkit.bayes.priors import Hyperpriors, sample_group_priors
-from fmkit.bayes.sampler import ChainState
+from fmkit.bayes.sampler import ChainState, keys_only
 from fmkit.errors import ConfigError
 
 try:
@@ -93,27 +93,56 @@ def _propagate(ent, other_ent, dQ, other_q, e):  # type: ignore[no-untyped-def]
         e[i] -= dQ[ent[i]] * other_q[other_ent[i]]
 
 
+@_njit
+def _row_keys(indptr, indices, data, mask, r1, r2, out):  # type: ignore[no-untyped-def]
+    """Per row: two random projections and the length of its entries in ``mask``."""
+    for i in range(indptr.shape[0] - 1):
+        h1 = 0.0
+        h2 = 0.0
+        c = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if mask[j]:
+                h1 += data[p] * r1[j]
+                h2 += data[p] * r2[j]
+                c += 1
+        out[i, 0] = h1
+        out[i, 1] = h2
+        out[i, 2] = c
+
+
+@_njit
+def _same_parts(indptr, indices, data, mask, ent, first):  # type: ignore[no-untyped-def]
+    """True if every row's entries in ``mask`` equal those of its entity's first row."""
+    for i in range(indptr.shape[0] - 1):
+        f = first[ent[i]]
+        if f == i:
+            continue
+        p, q = indptr[i], indptr[f]
+        while True:
+            while p < indptr[i + 1] and not mask[indices[p]]:
+                p += 1
+            while q < indptr[f + 1] and not mask[indices[q]]:
+                q += 1
+            end_p, end_q = p >= indptr[i + 1], q >= indptr[f + 1]
+            if end_p or end_q:
+                if end_p != end_q:
+                    return False
+                break
+            if indices[p] != indices[q] or data[p] != data[q]:
+                return False
+            p += 1
+            q += 1
+    return True
+
+
 class _Block:
     """One block's entities: the entity of each row and the entities' parts by key."""
 
     def __init__(self, csr: sp.csr_matrix, mask: npt.NDArray[np.bool_]) -> None:
-        part = sp.csr_matrix(csr.multiply(mask[None, :].astype(np.float64)))
-        part.eliminate_zeros()
-        part.sort_indices()
-        index: dict[bytes, int] = {}
-        ent = np.empty(part.shape[0], np.int64)
-        first: list[int] = []
-        ptr, idx, val = part.indptr, part.indices, part.data
-        for i in range(part.shape[0]):
-            a, b = ptr[i], ptr[i + 1]
-            key = idx[a:b].tobytes() + val[a:b].tobytes()
-            e = index.get(key)
-            if e is None:
-                e = index[key] = len(first)
-                first.append(i)
-            ent[i] = e
+        ent, first = _group_rows(csr, mask)
         self.ent = ent
-        self.Xe = sp.csr_matrix(part[np.asarray(first, np.int64)])  # (entities, F)
+        self.Xe = sp.csr_matrix(keys_only(csr[first], mask), dtype=np.float64)  # (entities, F)
         self.n = self.Xe.shape[0]
         self.keys = np.flatnonzero(mask).astype(np.int64)
         csc = sp.csc_matrix(self.Xe[:, self.keys])
@@ -121,6 +150,37 @@ class _Block:
         self.indptr = csc.indptr.astype(np.int64)
         self.ents = csc.indices.astype(np.int64)
         self.xs = csc.data.astype(np.float64)
+
+
+def _group_rows(csr: sp.csr_matrix, mask: npt.NDArray[np.bool_]
+                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Number the distinct parts (entries in ``mask``) of the rows of a canonical CSR:
+    return each row's entity and the first row of each entity.
+
+    Rows are grouped by two random projections and the part's length (equal parts give
+    bit-identical sums), then checked entry by entry; a collision falls back to
+    comparing bytes.
+    """
+    rng = np.random.default_rng(0)
+    F = csr.shape[1]
+    keys = np.empty((csr.shape[0], 3))
+    _row_keys(csr.indptr, csr.indices, csr.data, mask, rng.random(F), rng.random(F), keys)
+    _, first, ent = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    ent = ent.reshape(-1).astype(np.int64)
+    first = first.astype(np.int64)
+    if _same_parts(csr.indptr, csr.indices, csr.data, mask, ent, first):
+        return ent, first
+    part = keys_only(csr, mask)  # a projection collision (tested by forcing one)
+    index: dict[bytes, int] = {}
+    firsts: list[int] = []
+    ptr, idx, val = part.indptr, part.indices, part.data
+    for i in range(part.shape[0]):
+        a, b = ptr[i], ptr[i + 1]
+        e = index.setdefault(idx[a:b].tobytes() + val[a:b].tobytes(), len(firsts))
+        if e == len(firsts):
+            firsts.append(i)
+        ent[i] = e
+    return ent, np.asarray(firsts, np.int64)
 
 
 class UserItemSampler(ChainState):
@@ -152,8 +212,10 @@ class UserItemSampler(ChainState):
         if numba is None:
             raise ConfigError("interactions='user_item' needs numba: "
                               "pip install 'fmkit[bayes]'.")
-        csr = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        csr.sum_duplicates()
+        csr = sp.csr_matrix(X)
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()
         mask = np.asarray(user_block, bool)
         self.U = _Block(csr, mask)
         self.I = _Block(csr, ~mask)
