@@ -7,7 +7,10 @@ block I (all other keys), and
 
 There are no pairs inside a block (user x own gender, movie x own genre): those products
 are per-user and per-item constants that compete with the linear terms. The priors, the
-likelihoods and the draw order are those of :class:`~fmkit.bayes.sampler.CoordinateSampler`.
+likelihoods and the order of a sweep are those of
+:class:`~fmkit.bayes.sampler.CoordinateSampler`, except that each pass draws the keys of U,
+then those of I (key order within each); on one-hot user + item rows, where U's keys come
+first, the draws are the same.
 
 Rows are grouped by their user part (the entries of the row in U) and by their item part:
 on data prepared per user and per item (MovieLens) every row of a user has the same user
