@@ -133,6 +133,7 @@ class RelationUpdater:
         if not HAVE_NUMBA:  # pragma: no cover - find_relations is used only with numba
             raise RuntimeError("relation updates need numba")
         self.start, self.stop = relation.start, relation.stop
+        self.keys = np.arange(relation.start, relation.stop, dtype=np.int64)
         self.entity = relation.entity
         self.table = relation.table
         self.table2 = relation.table.multiply(relation.table).tocsr()
@@ -151,8 +152,8 @@ class RelationUpdater:
         E = np.zeros_like(self.n_e)
         _entity_sums1(self.entity, self.r, e, E)
         D = np.zeros_like(E)
-        _relation_linear(self.start, self.indptr, self.ents, self.vals, self.n_e, E, D, w,
-                         group, lam, mu, alpha, noise, scale)
+        draw_keys(self.keys, self.indptr, self.ents, self.vals, self.n_e, E, D, w, group, lam,
+                  mu, alpha, noise, scale)
         e -= D[self.entity]
 
     def factor(self, e: Float64, q: Float64, v: Float64, group: Any, lam: Float64,
@@ -270,10 +271,15 @@ if HAVE_NUMBA:
             q[i] += dq
 
     @numba.njit(cache=True, nogil=True)
-    def _relation_linear(start, indptr, ents, vals, n_e, E, D, theta, group, lam, mu,
-                         alpha, noise, scale):  # pragma: no cover - compiled
+    def draw_keys(keys, indptr, ents, vals, n_e, E, D, theta, group, lam, mu, alpha, noise,
+                  scale):  # pragma: no cover - compiled
+        """Draw ``theta[keys[k]]`` in turn, each a linear coefficient ``c`` (column k of a
+        CSC over entities) of per-entity terms with row-weight sums ``n_e``: ``E`` holds
+        the per-entity residual sums (kept exact across the draws), ``D`` accumulates the
+        change of each entity's sum ``sum_k c theta_k``. Relations' linear weights; the
+        user_item sampler's weights and factors (:mod:`fmkit.bayes.user_item`)."""
         for k in range(indptr.shape[0] - 1):
-            key = start + k
+            key = keys[k]
             g = group[key]
             old = theta[key]
             prec = lam[g]

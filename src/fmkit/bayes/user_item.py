@@ -29,114 +29,22 @@ costs O(N K) plus O(entity nnz K), whatever the number of keys per row.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from fmkit.bayes.groups import group_runs
+from fmkit.bayes.kernels import HAVE_NUMBA
 from fmkit.bayes.priors import Hyperpriors, sample_group_priors
 from fmkit.bayes.sampler import ChainState, keys_only
 from fmkit.errors import ConfigError
 
-try:
+if HAVE_NUMBA:
     import numba
-except ImportError:  # pragma: no cover - numba is in the train and bayes extras
-    numba = None
+
+    from fmkit.bayes.relations import draw_keys
 
 Float64 = npt.NDArray[np.float64]
-
-
-def _njit(fn):  # type: ignore[no-untyped-def]
-    return numba.njit(cache=True)(fn) if numba is not None else fn
-
-
-@_njit
-def _entity_sums(ent, other_ent, other_q, r, e, S2, Se):  # type: ignore[no-untyped-def]
-    """S2_u = sum r_i h_i^2, Se_u = sum r_i h_i e_i over the rows i of entity u,
-    with h_i the other block's value ``other_q[other_ent[i]]``."""
-    S2[:] = 0.0
-    Se[:] = 0.0
-    for i in range(ent.shape[0]):
-        h = other_q[other_ent[i]]
-        u = ent[i]
-        S2[u] += r[i] * h * h
-        Se[u] += r[i] * h * e[i]
-
-
-@_njit
-def _draw_keys(keys, indptr, ents, xs, S2, Se, theta, group, lam, mu, alpha, noise,
-               dQ):  # type: ignore[no-untyped-def]
-    """Draw every key of a block in turn; dQ_u accumulates the change of the entity sums."""
-    dQ[:] = 0.0
-    for k in range(keys.shape[0]):
-        key = keys[k]
-        g = group[key]
-        old = theta[key]
-        prec = lam[g]
-        num = lam[g] * mu[g]
-        for p in range(indptr[k], indptr[k + 1]):
-            u = ents[p]
-            x = xs[p]
-            prec += alpha * x * x * S2[u]
-            num += alpha * x * (Se[u] + old * x * S2[u])
-        new = num / prec + noise[k] / math.sqrt(prec)
-        d = new - old
-        for p in range(indptr[k], indptr[k + 1]):
-            u = ents[p]
-            x = xs[p]
-            Se[u] -= d * x * S2[u]
-            dQ[u] += d * x
-        theta[key] = new
-
-
-@_njit
-def _propagate(ent, other_ent, dQ, other_q, e):  # type: ignore[no-untyped-def]
-    for i in range(ent.shape[0]):
-        e[i] -= dQ[ent[i]] * other_q[other_ent[i]]
-
-
-@_njit
-def _row_keys(indptr, indices, data, mask, r1, r2, out):  # type: ignore[no-untyped-def]
-    """Per row: two random projections and the length of its entries in ``mask``."""
-    for i in range(indptr.shape[0] - 1):
-        h1 = 0.0
-        h2 = 0.0
-        c = 0
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            if mask[j]:
-                h1 += data[p] * r1[j]
-                h2 += data[p] * r2[j]
-                c += 1
-        out[i, 0] = h1
-        out[i, 1] = h2
-        out[i, 2] = c
-
-
-@_njit
-def _same_parts(indptr, indices, data, mask, ent, first):  # type: ignore[no-untyped-def]
-    """True if every row's entries in ``mask`` equal those of its entity's first row."""
-    for i in range(indptr.shape[0] - 1):
-        f = first[ent[i]]
-        if f == i:
-            continue
-        p, q = indptr[i], indptr[f]
-        while True:
-            while p < indptr[i + 1] and not mask[indices[p]]:
-                p += 1
-            while q < indptr[f + 1] and not mask[indices[q]]:
-                q += 1
-            end_p, end_q = p >= indptr[i + 1], q >= indptr[f + 1]
-            if end_p or end_q:
-                if end_p != end_q:
-                    return False
-                break
-            if indices[p] != indices[q] or data[p] != data[q]:
-                return False
-            p += 1
-            q += 1
-    return True
 
 
 class _Block:
@@ -212,7 +120,7 @@ class UserItemSampler(ChainState):
         row_weights: Float64 | None = None,
         refresh: int = 10,
     ) -> None:
-        if numba is None:
+        if not HAVE_NUMBA:
             raise ConfigError("interactions='user_item' needs numba: "
                               "pip install 'fmkit[bayes]'.")
         csr = sp.csr_matrix(X)
@@ -241,9 +149,9 @@ class UserItemSampler(ChainState):
         S2 = np.empty(side.n)
         Se = np.empty(side.n)
         _entity_sums(side.ent, other.ent, other_q, self.r, self.e, S2, Se)
-        dQ = np.empty(side.n)
-        _draw_keys(side.keys, side.indptr, side.ents, side.xs, S2, Se, theta, self.groups,
-                   lam, mu, self.alpha, noise, dQ)
+        dQ = np.zeros(side.n)
+        draw_keys(side.keys, side.indptr, side.ents, side.xs, S2, Se, dQ, theta, self.groups,
+                  lam, mu, self.alpha, noise, 1.0)
         _propagate(side.ent, other.ent, dQ, other_q, self.e)
         return dQ
 
@@ -271,5 +179,65 @@ class UserItemSampler(ChainState):
 
 def mask_runs(mask: npt.NDArray[np.bool_]) -> list[list[int]]:
     """Return the ``[start, stop)`` runs of True in ``mask``."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return [[a, b] for inside, a, b in group_runs(mask.astype(np.int64)) if inside]
+
+
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True)
+    def _entity_sums(ent, other_ent, other_q, r, e, S2, Se):  # type: ignore[no-untyped-def]
+        """S2_u = sum r_i h_i^2, Se_u = sum r_i h_i e_i over the rows i of entity u,
+        with h_i the other block's value ``other_q[other_ent[i]]``."""
+        S2[:] = 0.0
+        Se[:] = 0.0
+        for i in range(ent.shape[0]):
+            h = other_q[other_ent[i]]
+            u = ent[i]
+            S2[u] += r[i] * h * h
+            Se[u] += r[i] * h * e[i]
+
+    @numba.njit(cache=True, nogil=True)
+    def _propagate(ent, other_ent, dQ, other_q, e):  # type: ignore[no-untyped-def]
+        for i in range(ent.shape[0]):
+            e[i] -= dQ[ent[i]] * other_q[other_ent[i]]
+
+    @numba.njit(cache=True, nogil=True)
+    def _row_keys(indptr, indices, data, mask, r1, r2, out):  # type: ignore[no-untyped-def]
+        """Per row: two random projections and the length of its entries in ``mask``."""
+        for i in range(indptr.shape[0] - 1):
+            h1 = 0.0
+            h2 = 0.0
+            c = 0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                if mask[j]:
+                    h1 += data[p] * r1[j]
+                    h2 += data[p] * r2[j]
+                    c += 1
+            out[i, 0] = h1
+            out[i, 1] = h2
+            out[i, 2] = c
+
+    @numba.njit(cache=True, nogil=True)
+    def _same_parts(indptr, indices, data, mask, ent, first):  # type: ignore[no-untyped-def]
+        """True if every row's entries in ``mask`` equal those of its entity's first row."""
+        for i in range(indptr.shape[0] - 1):
+            f = first[ent[i]]
+            if f == i:
+                continue
+            p, q = indptr[i], indptr[f]
+            while True:
+                while p < indptr[i + 1] and not mask[indices[p]]:
+                    p += 1
+                while q < indptr[f + 1] and not mask[indices[q]]:
+                    q += 1
+                end_p, end_q = p >= indptr[i + 1], q >= indptr[f + 1]
+                if end_p or end_q:
+                    if end_p != end_q:
+                        return False
+                    break
+                if indices[p] != indices[q] or data[p] != data[q]:
+                    return False
+                p += 1
+                q += 1
+        return True
