@@ -226,7 +226,7 @@ def register(app: typer.Typer) -> None:
                                            "gender, occupation and genres."),
         implicit: bool = typer.Option(
             False, "--implicit", help="Add implicit feedback from the training ratings: the "
-            "user's rated movies and the movie's raters (docs/movielens.md)."),
+            "user's rated movies, the movie's raters, and how many (docs/movielens.md)."),
         format: str = typer.Option("recordio-protobuf", "--format",
                                    help="recordio-protobuf|libsvm|csv|npz"),
         seed: int = typer.Option(0, help="Seed of the random split."),

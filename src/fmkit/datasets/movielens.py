@@ -5,9 +5,10 @@ Rows are one-hot ``[user | movie]``: for ml-100k the keys are ``user_id - 1`` an
 gender and occupation and the movie's genres (multi-hot) are appended after those keys,
 with the values of :data:`SIDE_SCALES` (0.1 for each user side key; a movie's genres share
 0.2), smaller than the 1.0 of the user and item keys so that the side factors do not
-overfit (docs/movielens.md). With ``implicit`` each row also gets its user's training movies
-and its movie's training users (implicit feedback: which pairs were rated, not how), each
-with value 1/sqrt(count), after every other key. The label is the rating
+overfit (docs/movielens.md). With ``implicit`` each row also gets the log2 bucket of its
+user's and its movie's number of training ratings, then its user's training movies and its
+movie's training users (implicit feedback: which pairs were rated, not how), each with
+value 1/sqrt(count), after every other key. The label is the rating
 (``target='rating'``) or 1.0 when rating >= ``threshold`` (``target='binary'``).
 
 The data comes from a folder in the original layout (``u.data``, ``u.user``, ``u.item``,
@@ -162,9 +163,10 @@ def load_movielens(
     side_features : bool
         Append age bucket, gender, occupation and genres.
     implicit : bool
-        Append implicit feedback from the training ratings: the movies the row's user rated
-        (field ``user_rated``) and the users who rated the row's movie (``item_raters``),
-        each key with value 1/sqrt(the count). Test ratings never enter.
+        Append implicit feedback from the training ratings: the bucket of the user's and the
+        movie's rating counts (fields ``user_activity``, ``item_popularity``), the movies the
+        row's user rated (``user_rated``) and the users who rated the row's movie
+        (``item_raters``), each with value 1/sqrt(the count). Test ratings never enter.
     seed : int
         Seed of the 'random' split.
 
@@ -318,9 +320,12 @@ def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,
     ``user_rated`` and ``item_raters`` (last, where the samplers' relation blocks and
     myFM's RelationBlocks expect them); return the new feature_dim."""
     pairs = np.unique(train[:, :2] - 1, axis=0)  # (user, item), 0-based, each pair once
-    for role, own, n_own, side, name in (("user", 0, n_users, user_side, "user_activity"),
-                                         ("item", 1, n_items, item_side, "item_popularity")):
-        counts = np.bincount(pairs[:, own], minlength=n_own)
+    # training ratings per user (column 0) and per item (column 1)
+    n_rated = [np.bincount(pairs[:, 0], minlength=n_users),
+               np.bincount(pairs[:, 1], minlength=n_items)]
+    for role, own, side, name in (("user", 0, user_side, "user_activity"),
+                                  ("item", 1, item_side, "item_popularity")):
+        counts = n_rated[own]
         rated = np.flatnonzero(counts)
         buckets = np.floor(np.log2(counts[rated])).astype(np.int64)
         size = int(buckets.max()) + 1 if buckets.size else 1
@@ -329,14 +334,14 @@ def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,
         for e, b in zip(rated, buckets, strict=True):
             side.setdefault(str(e + 1), []).append((offset + int(b), ACTIVITY_VALUE))
         offset += size
-    for role, own, other, n_own, n_other, side, name in (
-            ("user", 0, 1, n_users, n_items, user_side, "user_rated"),
-            ("item", 1, 0, n_items, n_users, item_side, "item_raters")):
+    for role, own, other, n_other, side, name in (
+            ("user", 0, 1, n_items, user_side, "user_rated"),
+            ("item", 1, 0, n_users, item_side, "item_raters")):
         fields.append(Field(name, offset, n_other, role, False,
                             tuple(str(i) for i in range(1, n_other + 1))))
         order = np.lexsort((pairs[:, other], pairs[:, own]))
-        own_ids, other_ids = pairs[order, own], pairs[order, other]
-        counts = np.bincount(own_ids, minlength=n_own)
+        other_ids = pairs[order, other]
+        counts = n_rated[own]
         starts = np.concatenate([[0], np.cumsum(counts)])
         for e in np.flatnonzero(counts):
             value = float(1.0 / np.sqrt(counts[e]))
