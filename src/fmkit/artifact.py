@@ -307,5 +307,8 @@ def load(path: str | os.PathLike[str]) -> Artifact:
         vocabulary,
         seen,
     )
-    artifact.check()
+    try:
+        artifact.check()
+    except ArtifactError as exc:
+        raise ArtifactError(f"{p}: {exc}") from None
     return artifact

@@ -257,6 +257,19 @@ def test_check_rejects_bad_interactions(rng, tmp_path, metadata, message):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("metadata,message", [
+    ({"interactions": "bogus"}, "unknown interactions 'bogus'"),
+    ({"user_block": [[3, 2]]}, "user_block"),
+])
+def test_load_of_a_bad_model_names_the_folder(rng, tmp_path, metadata, message):
+    save(make_user_item(rng), tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    meta.update(metadata)
+    (tmp_path / "m" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=f"^{tmp_path / 'm'}: .*{message}"):
+        load(tmp_path / "m")
+
+
 # ---------------------------------------------------------------------------- export
 @pytest.mark.parametrize("kind", [
     pytest.param(dict(predictor_type="regressor"), id="one-sample-identity"),
