@@ -151,7 +151,8 @@ def quality_metric_lines(
 
     ``{"test:rmse": v}`` -> ``#quality_metric: host=algo-1, test rmse <loss>=v``; with
     ``epoch`` the ``epoch=E, `` part is added (per-epoch train lines), with ``batch`` also
-    ``batch=B, `` (the per-batch lines of ``batch_metrics_publish_interval``).
+    ``batch=B `` with no comma, as SageMaker writes it (the per-batch lines of
+    ``batch_metrics_publish_interval``).
     """
     lines = []
     where = "" if epoch is None else f"epoch={epoch}, "
