@@ -1,0 +1,43 @@
+"""SparseBatch.take: the rows asked for, in order, whatever the row lengths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fmkit.sparse import SparseBatch
+
+
+def _batch(lengths: list[int], rng: np.random.Generator) -> SparseBatch:
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    nnz = int(offsets[-1])
+    return SparseBatch.from_arrays(rng.integers(0, 50, nnz), offsets,
+                                   rng.normal(size=nnz).astype(np.float32),
+                                   rng.random(len(lengths)).astype(np.float32),
+                                   rng.random(len(lengths)).astype(np.float32), feature_dim=50)
+
+
+def _reference(batch: SparseBatch, rows: np.ndarray) -> tuple[list, list]:
+    idx = [batch.indices[batch.offsets[r]:batch.offsets[r + 1]].tolist() for r in rows]
+    val = [batch.values[batch.offsets[r]:batch.offsets[r + 1]].tolist() for r in rows]
+    return idx, val
+
+
+@pytest.mark.parametrize("lengths", [[3, 3, 3, 3, 3], [2, 0, 4, 1, 3], [0, 0, 0], [5]],
+                         ids=["uniform", "ragged", "all-empty", "one-row"])
+def test_take_gathers_the_rows_in_order(lengths):
+    rng = np.random.default_rng(0)
+    batch = _batch(lengths, rng)
+    n = len(lengths)
+    for rows in (rng.permutation(n), np.array([n - 1, 0, n - 1]), np.zeros(0, np.int64)):
+        out = batch.take(rows)
+        idx, val = _reference(batch, rows)
+        assert out.n_rows == len(rows)
+        assert [out.indices[out.offsets[k]:out.offsets[k + 1]].tolist()
+                for k in range(out.n_rows)] == idx
+        assert [out.values[out.offsets[k]:out.offsets[k + 1]].tolist()
+                for k in range(out.n_rows)] == val
+        np.testing.assert_array_equal(out.labels, batch.labels[rows])
+        np.testing.assert_array_equal(out.weights, batch.weights[rows])
+        assert out.feature_dim == batch.feature_dim
+        out.validate(feature_dim=50, source="take")
