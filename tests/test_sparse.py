@@ -43,15 +43,15 @@ def test_take_gathers_the_rows_in_order(lengths):
         out.validate(feature_dim=50, source="take")
 
 
-def test_row_length_and_the_threaded_gather_of_large_uniform_batches():
+def test_row_length_and_the_parallel_gather_of_large_uniform_batches():
     import fmkit.sparse as sparse
 
     rng = np.random.default_rng(1)
     assert _batch([3, 3, 3], rng).row_length == 3
     assert _batch([3, 2, 4], rng).row_length is None  # same total, rows differ
     assert _batch([0, 0], rng).row_length == 0
-    n, width = 40_000, 30  # 1.2M entries: past the threaded-gather threshold
-    assert n * width >= sparse._THREADED_GATHER
+    n, width = 40_000, 30  # 1.2M entries: past the parallel-gather threshold
+    assert n * width >= sparse._PARALLEL_GATHER
     batch = _batch([width] * n, rng)
     rows = rng.permutation(n)
     out = batch.take(rows)
@@ -60,3 +60,9 @@ def test_row_length_and_the_threaded_gather_of_large_uniform_batches():
     np.testing.assert_array_equal(out.values.reshape(n, width),
                                   batch.values.reshape(n, width)[rows])
     np.testing.assert_array_equal(out.offsets, np.arange(n + 1) * width)
+    # negative row numbers count from the end, as in numpy; past the end is an IndexError
+    back = batch.take(np.concatenate([rows[:5000], [-1, -n]]))
+    np.testing.assert_array_equal(back.indices[-2 * width:].reshape(2, width),
+                                  batch.indices.reshape(n, width)[[-1, 0]])
+    with pytest.raises(IndexError):
+        batch.take(np.concatenate([rows[:5000], [n]]))

@@ -76,13 +76,20 @@ def epoch_batches(
 ) -> Iterator[SparseBatch]:
     """Yield one epoch of mini-batches of ``batch_size`` rows (the last may be shorter).
 
-    In-memory data is permuted as a whole when ``shuffle``; streamed data is shuffled
-    within windows of ``shuffle_window`` batches, keeping memory bounded.
+    In-memory data is permuted as a whole when ``shuffle`` (the same batches as gathering
+    the permuted set, batch by batch); streamed data is shuffled within windows of
+    ``shuffle_window`` batches, keeping memory bounded.
     """
     if isinstance(source, SparseBatch):
-        data = source.take(rng.permutation(source.n_rows)) if shuffle else source
-        for start in range(0, data.n_rows, batch_size):
-            yield data.slice(start, start + batch_size)
+        # one permutation per epoch, each batch gathered when it is needed: no copy of the
+        # whole set (a fresh 230 MB for 500K click rows, whose page faults cost more than
+        # the numba CPU step's epoch when the memory had gone back to the system)
+        order = rng.permutation(source.n_rows) if shuffle else None
+        for start in range(0, source.n_rows, batch_size):
+            if order is None:
+                yield source.slice(start, start + batch_size)
+            else:
+                yield source.take(order[start:start + batch_size])
         return
     if not shuffle:
         yield from source.iter_batches(batch_size)
