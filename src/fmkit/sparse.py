@@ -25,6 +25,8 @@ import scipy.sparse as sp
 from fmkit.errors import DataError, DataTypeError
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
 # entries from which SparseBatch.take gathers fixed-width rows with numba's parallel loop
 # (fmkit.sparse_gather) when numba is installed; below it np.take
 _PARALLEL_GATHER = 1 << 16
