@@ -5,10 +5,12 @@ features, one key per field per row, labels from a planted FM. 500,000 training 
 100,000 held-out rows; k = 16, batch 4096, one epoch; held-out AUC for each.
 
 - fmkit: ``fmkit.engine.trainer.fit`` (its default optimizer, row-sparse Adagrad, on the
-  fused numba CPU step, one thread or both as it measures faster), in memory, and end to end from the libsvm text file (read + train;
-  scoring the held-out rows is not timed, as for xLearn). Median of ``--repeats`` runs.
+  fused numba CPU step, one thread or all as it measures faster), in memory, and end to
+  end from the libsvm text file (read + train; scoring the held-out rows is not timed, as
+  for xLearn). Median of ``--repeats`` runs.
 - plain PyTorch FM: nn.Embedding tables + torch.optim.Adam, the way most public FM code is
-  written (dense Adam over every row of the tables each step).
+  written (dense Adam over every row of the tables each step). It and fmkit in memory take
+  turns, after one untimed warm-up of each, and the ratio is of their medians.
 - xLearn (if installed): FM with adagrad; end to end from the libsvm text, then again from
   its binary cache (its training rate).
 
