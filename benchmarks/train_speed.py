@@ -171,7 +171,7 @@ def kernel_only(rows: int, threads: list[int], repeats: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=500_000)
-    ap.add_argument("--repeats", type=int, default=3, help="runs of each fmkit measurement")
+    ap.add_argument("--repeats", type=int, default=5, help="runs of each timed measurement")
     ap.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
     ap.add_argument("--kernel-only", action="store_true",
                     help="time the fused CPU step alone (no table, nothing appended)")
