@@ -197,3 +197,23 @@ def test_kernel_path_defaults_to_choosing_threads():
     assert t.cpu_kernel.choice.options == ((1,) if n == 1 else (1, n))
     fixed = CpuKernelPath(t.model, t.optimizer, "regressor", None, threads=1)
     assert fixed.choice is None and fixed.threads == 1
+
+
+def test_limit_threads_caps_the_steps_started_from_this_thread():
+    import threading
+
+    from fmkit.engine.cpu_kernel import get_num_threads, limit_threads
+
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=2, device="cpu"))
+    seen = {}
+
+    def trial():  # as a tuning slot: its own thread, its share of the cores
+        limit_threads(1)
+        seen["threads"] = Trainer(cfg, 10).cpu_kernel.threads
+
+    before = get_num_threads()
+    t = threading.Thread(target=trial)
+    t.start()
+    t.join()
+    assert seen["threads"] == 1
+    assert get_num_threads() == before  # numba's count is per calling thread

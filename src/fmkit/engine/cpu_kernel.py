@@ -402,6 +402,13 @@ if numba is not None:
     _fm_step = _jit(_fm_step)  # type: ignore[assignment]
 
 
+def limit_threads(n: int) -> None:
+    """Let CPU steps started from the calling thread use at most ``n`` numba threads
+    (numba's count is per calling thread): for tuning trials that share the cores."""
+    if numba is not None:
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
 class ThreadChoice:
     """Chooses each step's thread count, 1 or ``most``, by timing both now and then.
 

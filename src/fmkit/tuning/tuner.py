@@ -485,6 +485,10 @@ class _Run:
 
     def _slot(self, data: TrialData, processes: bool, threads: int) -> None:
         worker: Any = None
+        if not processes:  # trials in this thread: its numba CPU steps get its share
+            from fmkit.engine.cpu_kernel import limit_threads
+
+            limit_threads(threads)
         try:
             while True:
                 self._check_stop()

@@ -136,7 +136,10 @@ def _serve(conn: Any, data: TrialData, torch_threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the tuner decides how Ctrl-C stops trials
     import torch
 
+    from fmkit.engine.cpu_kernel import limit_threads
+
     torch.set_num_threads(max(1, torch_threads))
+    limit_threads(torch_threads)  # the numba CPU step: the same share of the cores
     root = logging.getLogger("fmkit")
     root.setLevel(logging.INFO)
     while True:
