@@ -131,6 +131,24 @@ def _update_keys(keys: Any, lo: int, hi: int, slot: Any, gW: Any, gV: Any, w: An
                     V[i, f] -= lrv * g
 
 
+def _row_output(r: int, y: float, labels: Any, weights: Any, binary: bool, scale: float,
+                y_out: Any, loss_out: Any) -> float:  # pragma: no cover - numba
+    """Row ``r``'s logit ``y`` and loss into ``y_out``/``loss_out``; return dL/dy times the
+    row weight and ``scale`` (scalar code: inlining it costs the K-loops nothing)."""
+    t_r = labels[r]
+    if binary:
+        p = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
+        dy = p - t_r
+        loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(math.exp(-abs(y)))
+    else:
+        dy = y - t_r
+        loss_out[r] = 0.5 * dy * dy
+    y_out[r] = y
+    if weights.shape[0] > 0:
+        dy *= weights[r]
+    return dy * scale
+
+
 def _update_bias(w0: Any, gb: float, b1: Any, b2: Any, kind: int, lr: float, wd: float,
                  clip: Any, eps: Any) -> None:  # pragma: no cover - numba
     """Optimiser step of the bias w0 (1,) with summed gradient ``gb``; ``lr`` as above."""
@@ -198,18 +216,7 @@ def _fm_step(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
         for f in range(K):
             ss += s[f] * s[f]
         y += 0.5 * (ss - q)
-        t_r = labels[r]
-        if binary:
-            p = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
-            dy = p - t_r
-            loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(math.exp(-abs(y)))
-        else:
-            dy = y - t_r
-            loss_out[r] = 0.5 * dy * dy
-        y_out[r] = y
-        if weights.shape[0] > 0:
-            dy *= weights[r]
-        dy *= scale
+        dy = _row_output(r, y, labels, weights, binary, scale, y_out, loss_out)
         gb += dy
         # backward: key i's slot k gathers dy x s and dy x^2; the gradient of V_i,
         # sum dy x (s - x V_i), is formed in the update, where V_i is read anyway
@@ -304,18 +311,7 @@ def _fm_step_parallel(indices: Any, offsets: Any, values: Any, labels: Any, weig
             for f in range(K):
                 ss += s[f] * s[f]
             y += 0.5 * (ss - q)
-            t_r = labels[r]
-            if binary:
-                pr = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
-                dy = pr - t_r
-                loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(math.exp(-abs(y)))
-            else:
-                dy = y - t_r
-                loss_out[r] = 0.5 * dy * dy
-            y_out[r] = y
-            if weights.shape[0] > 0:
-                dy *= weights[r]
-            dY[r] = dy * scale
+            dY[r] = _row_output(r, y, labels, weights, binary, scale, y_out, loss_out)
         for o in range(n_parts):
             counts[p * n_parts + o] = filed[o]
         flags[p] = ok
@@ -396,6 +392,7 @@ if numba is not None:
     _jit = numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
     _inline = numba.njit(cache=True, fastmath=_FAST, error_model="numpy", inline="always")
     _update_keys = _inline(_update_keys)  # type: ignore[assignment]
+    _row_output = _inline(_row_output)  # type: ignore[assignment]
     _update_bias = _jit(_update_bias)  # type: ignore[assignment]
     _fm_step_parallel = numba.njit(  # type: ignore[assignment]
         cache=True, fastmath=_FAST, parallel=True, error_model="numpy")(_fm_step_parallel)
