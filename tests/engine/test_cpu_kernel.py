@@ -197,6 +197,10 @@ def test_kernel_path_defaults_to_choosing_threads():
     assert t.cpu_kernel.choice.options == ((1,) if n == 1 else (1, n))
     fixed = CpuKernelPath(t.model, t.optimizer, "regressor", None, threads=1)
     assert fixed.choice is None and fixed.threads == 1
+    # batches under PARALLEL_MIN_ENTRIES entries take one thread and are not timed
+    data = make_planted_fm(64, 10, 2, nnz_per_row=3, seed=1).batch
+    t.cpu_kernel.step(data)
+    assert t.cpu_kernel.choice.steps == 0
 
 
 def test_limit_threads_caps_the_steps_started_from_this_thread():
