@@ -61,7 +61,7 @@ _PREFETCH_AHEAD = 32
 # parallel step cannot win there, and waking sleeping threads for the timing probes cost
 # MovieLens training (256 rows x 2 keys a batch) 0.3 s of its 0.8 s
 PARALLEL_MIN_ENTRIES = 1 << 15
-# entries ahead whose parameter rows and slots the parallel gradient pass prefetches
+# entries ahead whose slots the parallel gradient pass prefetches
 _ENTRIES_AHEAD = 16
 _EMPTY = np.zeros(0, np.float32)
 
@@ -414,9 +414,9 @@ class ThreadChoice:
     """Chooses each step's thread count, 1 or ``most``, by timing both now and then.
 
     The two kernels give the same result, so the choice changes the speed only: on idle
-    cores more threads win (2.4M against 1.5M rows/s here, adagrad, k=16, batch 4096, 39
-    keys a row), while on cores that other processes load a parallel step waits for its
-    slowest thread, and one thread can win. The first ``2 * probes`` of every ``period``
+    cores more threads win (2.5-2.7M against 1.4-1.5M rows/s here, adagrad, k=16, batch
+    4096, 39 keys a row), while on cores that other processes load a parallel step waits
+    for its slowest thread, and one thread can win. The first ``2 * probes`` of every ``period``
     steps alternate the two (the first step of each, which may compile, is not timed), and
     the faster by median seconds per row is kept until the next probe.
     """
