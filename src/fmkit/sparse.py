@@ -30,21 +30,6 @@ FloatArray = npt.NDArray[np.float32]
 # entries from which SparseBatch.take gathers fixed-width rows with numba's parallel loop
 # (fmkit.sparse_gather) when numba is installed; below it np.take
 _PARALLEL_GATHER = 1 << 16
-_HAVE_NUMBA: bool | None = None
-
-
-def _numba_gather() -> Any:
-    """fmkit.sparse_gather.gather_rows, or None without numba (imported on first use)."""
-    global _HAVE_NUMBA
-    if _HAVE_NUMBA is None:
-        import importlib.util
-
-        _HAVE_NUMBA = importlib.util.find_spec("numba") is not None
-    if not _HAVE_NUMBA:
-        return None
-    from fmkit.sparse_gather import gather_rows
-
-    return gather_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,14 +175,13 @@ class SparseBatch:
             # per-entry position arrays: numba's parallel loop for large ones, else np.take
             # (2x fancy indexing)
             keys, values = self.indices.reshape(n, width), self.values.reshape(n, width)
-            gather = _numba_gather() if rows.shape[0] * width >= _PARALLEL_GATHER else None
-            if gather is not None and rows.shape[0] and (
-                    int(rows.min()) < 0 or int(rows.max()) >= n):
-                gather = None  # np.take raises its IndexError
-            if gather is not None:
-                keys, values = gather(keys, values, rows)
-            else:
-                keys, values = np.take(keys, rows, axis=0), np.take(values, rows, axis=0)
+            gathered = None
+            if rows.shape[0] * width >= _PARALLEL_GATHER:
+                from fmkit.sparse_gather import gather_rows
+
+                gathered = gather_rows(keys, values, rows)
+            keys, values = gathered if gathered is not None else (
+                np.take(keys, rows, axis=0), np.take(values, rows, axis=0))
             return SparseBatch(
                 keys.reshape(-1),
                 np.arange(rows.shape[0] + 1, dtype=np.int64) * width,

@@ -547,15 +547,17 @@ class CpuKernelPath:
         if self.kind == 2:  # Adam's bias correction, as RowSparseOptimizer.update
             t = self.optimizer.t
             lr = lr * (math.sqrt(1.0 - BETA2**t) / (1.0 - BETA1**t))
-        choosing = self.choice is not None and batch.nnz >= PARALLEL_MIN_ENTRIES
-        parts = self.choice.pick() if choosing else (  # type: ignore[union-attr]
-            1 if self.choice is not None else self.threads)
+        choice = self.choice if batch.nnz >= PARALLEL_MIN_ENTRIES else None
+        if choice is not None:
+            parts = choice.pick()
+        else:  # a fixed count, or a batch too small to time
+            parts = self.threads if self.choice is None else 1
         started = time.perf_counter()
         if not self._run(batch, parts, scale, lr):
             # a row with a repeated (or unsorted) key: nothing changed; sum them, rerun
             self._run(batch.canonical(), parts, scale, lr)
-        if choosing:
-            self.choice.record(parts, time.perf_counter() - started, n)  # type: ignore[union-attr]
+        if choice is not None:
+            choice.record(parts, time.perf_counter() - started, n)
         return torch.from_numpy(self.y[:n].copy()), torch.from_numpy(self.loss[:n].copy())
 
     def _run(self, batch: SparseBatch, parts: int, scale: float, lr: np.ndarray) -> bool:
