@@ -5,7 +5,9 @@ Runs, each with 3 seeds (median and spread):
 - binary (rating >= 4) with the SageMaker notebook's settings: num_factors 64,
   mini_batch_size 1000, epochs 100, other SageMaker defaults;
 - binary and rating regression with fmkit's recommended defaults (``fmkit train`` given only
-  predictor_type), without and with side features (age, gender, occupation, genres);
+  predictor_type), without and with side features (age, gender, occupation, genres); with
+  side features the defaults train a ``user_item`` model (``interactions=auto``), and the
+  ordinary FM on the same rows (``interactions=all``) is shown beside it;
 - the wall time of a whole ``fmkit train`` command (process start to exit) against xLearn's
   FM on the same split and file, if xlearn is installed.
 
@@ -41,7 +43,7 @@ def run(data, predictor_type: str, values: dict, defaults: str) -> list[dict]:
         cfg = FMConfig.from_values(dict(values, predictor_type=predictor_type, seed=seed),
                                    defaults=defaults)
         t0 = time.perf_counter()
-        result = fit(cfg, data.train, test=data.test)
+        result = fit(cfg, data.train, test=data.test, vocabulary=data.vocabulary)
         out.append({**result.metrics, "seconds": time.perf_counter() - t0})
     return out
 
@@ -101,22 +103,30 @@ def main() -> None:
     rows.append(("binary, SageMaker notebook settings (k=64, mbs=1000, 100 epochs)",
                  f"acc {summary(r, acc)}, CE {summary(r, ce)}, F1 {summary(r, f1)}, "
                  f"AUC {summary(r, auc)}", summary(r, "seconds")))
-    for name, data in (("binary, fmkit defaults", binary),
-                       ("binary, fmkit defaults + side features", binary_side)):
-        r = run(data, "binary_classifier", {}, "fmkit")
+    ordinary = {"interactions": "all"}
+    for name, data, values in (
+            ("binary, fmkit defaults", binary, {}),
+            ("binary, fmkit defaults + side features", binary_side, {}),
+            ("binary, side features, interactions=all", binary_side, ordinary)):
+        r = run(data, "binary_classifier", values, "fmkit")
         rows.append((name, f"acc {summary(r, acc)}, AUC {summary(r, auc)}, CE {summary(r, ce)}, "
                            f"F1 {summary(r, f1)}", summary(r, "seconds")))
-    for name, data in (("rating, fmkit defaults", rating),
-                       ("rating, fmkit defaults + side features", rating_side)):
-        r = run(data, "regressor", {}, "fmkit")
+    for name, data, values in (
+            ("rating, fmkit defaults", rating, {}),
+            ("rating, fmkit defaults + side features", rating_side, {}),
+            ("rating, side features, interactions=all", rating_side, ordinary)):
+        r = run(data, "regressor", values, "fmkit")
         rows.append((name, f"RMSE {summary(r, 'test:rmse')}, MAE "
                            f"{summary(r, 'test:absolute_loss')}", summary(r, "seconds")))
     with tempfile.TemporaryDirectory() as tmp:
         walls = whole_train_seconds(args.data_dir, Path(tmp))
-    defaults = FMConfig.from_values({"predictor_type": "regressor"}).to_dict()
-    shown = {k: defaults[k] for k in ("num_factors", "epochs", "mini_batch_size", "optimizer",
-                                      "bias_lr", "linear_lr", "factors_lr", "linear_wd",
-                                      "factors_wd", "factors_init_sigma", "shuffle")}
+    names = ("num_factors", "epochs", "mini_batch_size", "optimizer", "bias_lr", "linear_lr",
+             "factors_lr", "linear_wd", "factors_wd", "factors_init_sigma", "shuffle",
+             "interactions")
+    shown = {}
+    for predictor_type in ("binary_classifier", "regressor"):
+        defaults = FMConfig.from_values({"predictor_type": predictor_type}).to_dict()
+        shown[predictor_type] = {k: defaults[k] for k in names}
     lines = [
         f"\n## MovieLens 100K quality, ua.base -> ua.test ({time.strftime('%Y-%m-%d')})\n",
         f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; other work "

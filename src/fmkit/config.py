@@ -33,7 +33,7 @@ PREDICTOR_TYPES = ("binary_classifier", "regressor")
 INIT_METHODS = ("normal", "uniform", "constant", "mean")
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 SOLVERS = ("sgd", "mcmc", "als")
-INTERACTIONS = ("all", "user_item")
+INTERACTIONS = ("all", "user_item")  # what a model has; "auto" picks one at fit time
 DEVICES = ("auto", "cpu", "cuda")
 # default epochs of the Bayesian solvers, used when epochs is not given: 200 Gibbs sweeps
 # (the libFM/myFM benchmarks' budget), 15 ALS passes
@@ -133,8 +133,8 @@ _PARAMS: list[Param] = [
        sagemaker_native=False),
     _p("keep_samples", int, "an int >= 1", _positive, sagemaker=None, fmkit=None,
        sagemaker_native=False),
-    _p("interactions", str, "'all' or 'user_item'", _one_of(*INTERACTIONS), sagemaker="all",
-       fmkit="all", sagemaker_native=False),
+    _p("interactions", str, "'all', 'user_item' or 'auto'", _one_of(*INTERACTIONS, "auto"),
+       sagemaker="all", fmkit="auto", sagemaker_native=False),
 ]
 
 HYPERPARAMETERS: dict[str, Param] = {p.name: p for p in _PARAMS}
@@ -322,9 +322,9 @@ class FMConfig:
                 "solver 'als' supports only predictor_type='regressor'; got "
                 f"{self.predictor_type!r}. Use solver='mcmc' or 'sgd' for binary_classifier."
             )
-        if self.interactions == "user_item" and self.solver != "mcmc":
+        if self.interactions == "user_item" and self.solver == "als":
             raise ConfigError(
-                f"interactions='user_item' needs solver='mcmc'; got solver={self.solver!r}."
+                "interactions='user_item' needs solver='sgd' or 'mcmc'; got solver='als'."
             )
 
     def replace(self, **changes: Any) -> FMConfig:

@@ -225,8 +225,9 @@ def test_user_item_errors():
         fit_mcmc(cfg.replace(device="cuda"), train, groups=groups, user_block=mask)
     with pytest.raises(DataError, match="both the user and the item block"):
         fit_mcmc(cfg, train, groups=groups, user_block=np.ones(X.shape[1], bool))
-    with pytest.raises(ConfigError, match="needs solver='mcmc'"):
-        FMConfig.from_values({"predictor_type": "regressor", "interactions": "user_item"})
+    with pytest.raises(ConfigError, match="needs solver='sgd' or 'mcmc'; got solver='als'"):
+        FMConfig.from_values({"predictor_type": "regressor", "interactions": "user_item",
+                              "solver": "als"})
     with pytest.raises(ConfigError, match="interactions must be"):
         FMConfig.from_values({"predictor_type": "regressor", "interactions": "cross"})
 

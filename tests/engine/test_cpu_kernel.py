@@ -221,3 +221,58 @@ def test_limit_threads_caps_the_steps_started_from_this_thread():
     t.join()
     assert seen["threads"] == 1
     assert get_num_threads() == before  # numba's count is per calling thread
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+def test_user_item_kernel_matches_torch_step(predictor_type, optimizer, threads):
+    task = "binary_classifier" if predictor_type == "binary_classifier" else "regressor"
+    data = make_planted_fm(300, 60, 4, nnz_per_row=6, empty_rows=2, task=task, seed=6).batch
+    block = np.random.default_rng(1).random(60) < 0.4
+    cfg = FMConfig.from_values(dict(predictor_type=predictor_type, num_factors=4,
+                                    optimizer=optimizer, bias_lr=0.05, linear_lr=0.03,
+                                    factors_lr=0.04, linear_wd=0.002, factors_wd=0.003,
+                                    factors_init_sigma=0.1, device="cpu"))
+    a = Trainer(cfg, 60, fused=False, user_block=block)  # the torch step
+    b = Trainer(cfg, 60, user_block=block)
+    assert isinstance(b.cpu_kernel, CpuKernelPath) and b.cpu_kernel.block.sum() == block.sum()
+    kernel = CpuKernelPath(b.model, b.optimizer, cfg.predictor_type, None,
+                           threads=_threads(threads))
+    # a parallel step files entries per thread; big batches so that both threads get rows
+    for start in range(0, 300, 100):
+        batch = data.slice(start, start + 100)
+        ya, la = a.step(batch)
+        yb, lb = kernel.step(batch)
+        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(lb.numpy(), la.numpy(), rtol=1e-4, atol=1e-5)
+    for name in ("w0", "w", "V"):
+        np.testing.assert_allclose(getattr(b.model, name).numpy(), getattr(a.model, name).numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=name)
+    # and it trains the user_item model, not the ordinary one (same start, other logits)
+    fresh = Trainer(cfg, 60, user_block=block)
+    plain = Trainer(cfg, 60)
+    first = data.slice(0, 100)
+    assert np.abs(fresh.step(first)[0].numpy() - plain.step(first)[0].numpy()).max() > 1e-3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_user_item_kernel_sums_repeated_keys(threads):
+    from fmkit.sparse import SparseBatch
+
+    # row 0 repeats user key 1, row 2 lists its keys backwards; keys 0-1 are the user block
+    batch = SparseBatch.from_arrays([1, 1, 2, 0, 3, 3, 0], [0, 3, 5, 7],
+                                    [0.5, 0.25, 1.0, 2.0, 1.0, 0.5, -1.0], [1.0, 0.0, 2.0],
+                                    feature_dim=4)
+    block = np.array([True, True, False, False])
+    cfg = FMConfig.from_values(dict(predictor_type="regressor", num_factors=2, device="cpu",
+                                    factors_init_sigma=0.3))
+    a = Trainer(cfg, 4, fused=False, user_block=block)
+    b = Trainer(cfg, 4, fused=False, user_block=block)
+    kernel = CpuKernelPath(b.model, b.optimizer, cfg.predictor_type, None,
+                           threads=_threads(threads))
+    for _ in range(3):
+        ya, _ = a.step(batch)
+        yb, _ = kernel.step(batch)
+        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.model.V.numpy(), a.model.V.numpy(), rtol=1e-5, atol=1e-6)

@@ -12,7 +12,7 @@ from fmkit.engine.optim import sum_by_key
 from fmkit.model.fm import FactorizationMachine
 from fmkit.model.losses import loss_and_grad
 from fmkit.sparse import SparseBatch
-from helpers.reference import naive_fm, naive_fm_grads
+from helpers.reference import naive_fm, naive_fm_grads, naive_user_item
 
 
 def _random_rows(rng: np.random.Generator, n: int, f: int, *, duplicate: bool = True
@@ -117,3 +117,51 @@ def test_use_bias_and_linear_off(rng):
     y, _, _ = fm2.forward(_device_batch(batch))
     np.testing.assert_allclose(y.numpy(), naive_fm(batch.to_csr(), 0.0, np.zeros(8), V),
                                atol=1e-12)
+
+
+def _user_item(fm, f, rng, **kw):
+    mask = rng.random(f) < 0.4
+    block = torch.tensor(mask, dtype=fm.V.dtype)
+    return FactorizationMachine(fm.w0.clone(), fm.w.clone(), fm.V.clone(), user_block=block,
+                                **kw), mask
+
+
+def test_user_item_forward_matches_double_loop(rng):
+    batch = _random_rows(rng, 40, 25)  # empty rows and a repeated key included
+    fm, w0, w, V = _model(rng, 25, 5)
+    ui, mask = _user_item(fm, 25, rng)
+    y, _, s = ui.forward(_device_batch(batch))
+    assert s.shape == (40, 10)
+    np.testing.assert_allclose(y.numpy(), naive_user_item(batch.to_csr(), w0, w, V, mask),
+                               rtol=1e-7, atol=1e-12)
+    assert y[0].item() == pytest.approx(w0)
+    # and it is not the ordinary FM on these rows
+    assert np.abs(y.numpy() - naive_fm(batch.to_csr(), w0, w, V)).max() > 0.1
+    off, _ = _user_item(fm, 25, rng, use_bias=False, use_linear=False)
+    off.user_block = ui.user_block
+    np.testing.assert_allclose(off.forward(_device_batch(batch))[0].numpy(),
+                               naive_user_item(batch.to_csr(), 0.0, np.zeros(25), V, mask),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
+def test_user_item_gradients_match_autograd(rng, predictor_type):
+    batch = _random_rows(rng, 30, 14)
+    fm, *_ = _model(rng, 14, 3)
+    ui, _ = _user_item(fm, 14, rng)
+    for t in (ui.w0, ui.w, ui.V):
+        t.requires_grad_(True)
+    db = _device_batch(batch)
+    labels = torch.tensor(rng.normal(size=30) if predictor_type == "regressor"
+                          else (rng.random(30) < 0.5).astype(float))
+    y, xv, s = ui.forward(db)
+    loss, dy = loss_and_grad(predictor_type, y, labels)
+    loss.mean().backward()
+    with torch.no_grad():
+        gw0, gw, gV = ui.entry_gradients(db, dy / 30, xv, s)
+        keys, (sw, sV) = sum_by_key(db.indices, gw, gV)
+    np.testing.assert_allclose(ui.V.grad[keys].numpy(), sV.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ui.w.grad[keys].numpy(), sw.numpy(), atol=1e-12)
+    assert ui.w0.grad.item() == pytest.approx(gw0.item())
+    untouched = np.setdiff1d(np.arange(14), keys.numpy())
+    assert not ui.V.grad[untouched].any()

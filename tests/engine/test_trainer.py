@@ -128,8 +128,9 @@ def test_warm_start_continues_from_model():
                                                            rel=0.2)
     # a user_item model's factors mean something else: refused, with the reason
     first.artifact.metadata.update(interactions="user_item", user_block=[[0, 10]])
-    with pytest.raises(ConfigError, match="interactions='user_item'"):
-        fit(_cfg(epochs=1), data, init=first.artifact)
+    with pytest.raises(ConfigError, match="trained with interactions='user_item'; this job "
+                                          "trains interactions='all'"):
+        fit(_cfg(epochs=1, interactions="all"), data, init=first.artifact)
 
 
 def test_sample_weights_change_the_fit():

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from fmkit.artifact import Artifact
+from fmkit.artifact import Artifact, mask_runs
 from fmkit.bayes.groups import check_groups, group_runs
 from fmkit.bayes.kernels import BACKENDS, default_backend
 from fmkit.bayes.priors import Hyperpriors
@@ -24,7 +24,7 @@ from fmkit.bayes.relations import find_relations
 from fmkit.bayes.sampler import CoordinateSampler
 from fmkit.bayes.settings import init_sigma
 from fmkit.bayes.torch_sampler import TorchSampler
-from fmkit.bayes.user_item import UserItemSampler, mask_runs
+from fmkit.bayes.user_item import UserItemSampler
 from fmkit.config import FMConfig
 from fmkit.errors import ConfigError, DataError, DivergenceError
 from fmkit.inference.predictor import apply_link, fm_outputs, user_item_outputs

@@ -33,7 +33,6 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from fmkit.bayes.groups import group_runs
 from fmkit.bayes.kernels import HAVE_NUMBA
 from fmkit.bayes.priors import Hyperpriors, sample_group_priors
 from fmkit.bayes.sampler import ChainState, keys_only
@@ -175,11 +174,6 @@ class UserItemSampler(ChainState):
                                       noise[self.U.keys])
             self.QI[f] += self._block(self.I, self.U, self.QU[f], v, lam, mu,
                                       noise[self.I.keys])
-
-
-def mask_runs(mask: npt.NDArray[np.bool_]) -> list[list[int]]:
-    """Return the ``[start, stop)`` runs of True in ``mask``."""
-    return [[a, b] for inside, a, b in group_runs(mask.astype(np.int64)) if inside]
 
 
 if HAVE_NUMBA:

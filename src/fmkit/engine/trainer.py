@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from fmkit import metrics as M
-from fmkit.artifact import Artifact
+from fmkit.artifact import Artifact, mask_runs
 from fmkit.config import FMConfig
 from fmkit.engine.loader import BatchSource, count_rows, epoch_batches, resolve_device, to_device
 from fmkit.engine.optim import RowSparseOptimizer
@@ -116,6 +116,7 @@ class Trainer:
         init: Artifact | None = None,
         label_mean: float | None = None,
         fused: bool | None = None,
+        user_block: np.ndarray | None = None,
     ) -> None:
         self.config = config
         self.feature_dim = feature_dim
@@ -131,10 +132,14 @@ class Trainer:
                     f"{init.num_factors}; this job has feature_dim={feature_dim}, "
                     f"num_factors={K}."
                 )
-            if init.interactions != "all":
+            wanted = "all" if user_block is None else "user_item"
+            if init.interactions != wanted or (user_block is not None and not np.array_equal(
+                    init.user_block, np.asarray(user_block, bool))):
                 raise ConfigError(
-                    f"--init-model was trained with interactions={init.interactions!r}; "
-                    "the gradient trainer starts only from an ordinary FM (interactions='all')."
+                    f"--init-model was trained with interactions={init.interactions!r}; this "
+                    f"job trains interactions={wanted!r}"
+                    + (" with another user block" if init.interactions == wanted else "")
+                    + "; set --interactions to the model's."
                 )
             w0 = torch.from_numpy(init.w0.mean(0, keepdims=True).copy())
             w = torch.from_numpy(init.w.mean(0).copy())
@@ -145,8 +150,11 @@ class Trainer:
             V = init_tensor(config, "factors", (feature_dim, K), gen)
         # every process starts from rank 0's parameters
         w0, w, V = (self.strategy.broadcast(t.to(self.device)) for t in (w0, w, V))
+        self.user_block = None if user_block is None else np.asarray(user_block, bool)
         self.model = FactorizationMachine(
-            w0, w, V, use_bias=config.use_bias, use_linear=config.use_linear
+            w0, w, V, use_bias=config.use_bias, use_linear=config.use_linear,
+            user_block=None if user_block is None else torch.from_numpy(
+                self.user_block.astype(np.float32)).to(self.device),
         )
         params = {"factors": self.model.V}
         if config.use_bias:
@@ -155,12 +163,13 @@ class Trainer:
             params["linear"] = self.model.w
         self.optimizer = RowSparseOptimizer(params, config)
         self.rng = np.random.default_rng(config.seed + 1000003 * self.strategy.rank)
-        # uniform one-hot rows on CUDA take the fused step (engine/fused.py); same updates
+        # uniform one-hot rows on CUDA take the fused step (engine/fused.py; ordinary FMs
+        # only); same updates
         from fmkit.engine.fused import TrainerFastPath
 
-        self.fast_path = TrainerFastPath.create(config, self.model, self.optimizer,
-                                                world_size=self.strategy.world_size,
-                                                force=fused)
+        self.fast_path = TrainerFastPath.create(
+            config, self.model, self.optimizer, world_size=self.strategy.world_size,
+            force=False if user_block is not None else fused)
         # on the CPU, one process: the fused numba step (engine/cpu_kernel.py); same updates
         self.cpu_kernel = None
         if self.fast_path is None and fused is not False:
@@ -233,6 +242,9 @@ class Trainer:
             t.copy_(s)
 
     def to_artifact(self, metadata: dict[str, Any]) -> Artifact:
+        if self.user_block is not None:
+            metadata = dict(metadata, interactions="user_item",
+                            user_block=mask_runs(self.user_block))
         return Artifact.from_point(
             float(self.model.w0.cpu()[0]),
             self.model.w.cpu().numpy(),
@@ -296,9 +308,12 @@ def fit(
     config = config if config.feature_dim == feature_dim else config.replace(feature_dim=feature_dim)
     for name, ch in (("train", train), ("test", test), ("validation", validation)):
         _check_channel(ch, name, config, feature_dim)
+    if config.interactions == "auto" and init is not None:  # continue the model's kind
+        config = config.replace(interactions=init.interactions)
+    config, user_block = resolve_interactions(config, vocabulary, feature_dim)
     if config.solver != "sgd":
         return _fit_bayes(config, train, test=test, callbacks=callbacks,
-                          vocabulary=vocabulary, groups=groups)
+                          vocabulary=vocabulary, groups=groups, user_block=user_block)
     strategy = strategy or LocalStrategy()
     label_mean = None
     if isinstance(train, SparseBatch) and train.labels is not None:
@@ -309,7 +324,7 @@ def fit(
                 torch.tensor([label_mean * wsum, wsum], dtype=torch.float64))
             label_mean = float(total[0] / total[1]) if float(total[1]) > 0 else label_mean
     trainer = Trainer(config, feature_dim, strategy=strategy, init=init, label_mean=label_mean,
-                      fused=fused)
+                      fused=fused, user_block=user_block)
     main = strategy.is_main
     if main:
         logger.info("merged configuration: %s", config.to_dict())
@@ -440,6 +455,40 @@ def fit(
     return TrainResult(artifact, history, final, status, best_epoch, stop_reason)
 
 
+def resolve_interactions(config: FMConfig, vocabulary: Any, feature_dim: int
+                         ) -> tuple[FMConfig, np.ndarray | None]:
+    """Settle ``interactions`` for a job: return the config with ``'all'`` or ``'user_item'``
+    and, for ``'user_item'``, the user block (F,) bool from the vocabulary's ``user`` fields.
+
+    ``'auto'`` (fmkit's default) is ``'user_item'`` when the vocabulary splits the keys into
+    user and item fields and either side has more than its one-hot id field (side features,
+    implicit feedback), for the SGD solver and the CPU Gibbs sampler; otherwise ``'all'``.
+    With only a user id and an item id per row the two models are the same, and ``'all'``
+    keeps the fused steps and SageMaker export.
+    """
+    if config.interactions == "all":
+        return config, None
+    from fmkit.features.vocabulary import Vocabulary
+
+    vocab = (vocabulary if vocabulary is None or isinstance(vocabulary, Vocabulary)
+             else Vocabulary.from_dict(vocabulary))
+    roles = [] if vocab is None else [f.role for f in vocab.fields]
+    if config.interactions == "auto":
+        solver_has_it = config.solver == "sgd" or (config.solver == "mcmc"
+                                                   and config.device != "cuda")
+        split = solver_has_it and set(roles) == {"user", "item"} and len(roles) > 2
+        if not split:
+            return config.replace(interactions="all"), None
+    if vocab is None or "user" not in roles or not set(roles) - {"user"}:
+        raise ConfigError("interactions='user_item' needs the user block: train on data "
+                          "whose vocabulary (written by `fmkit prepare`) has fields with "
+                          "role 'user' and 'item'.")
+    mask = np.zeros(feature_dim, bool)
+    user = vocab.role_mask("user")
+    mask[: min(feature_dim, user.shape[0])] = user[:feature_dim]
+    return config.replace(interactions="user_item"), mask
+
+
 def _attach_vocabulary(artifact: Artifact, vocabulary: Any, train: Any,
                        strategy: Strategy | None = None) -> None:
     """Keep the vocabulary (a Vocabulary or its dict) and the training pairs in the model."""
@@ -468,7 +517,7 @@ def _attach_vocabulary(artifact: Artifact, vocabulary: Any, train: Any,
 
 
 def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocabulary: Any,
-               groups: np.ndarray | None) -> TrainResult:
+               groups: np.ndarray | None, user_block: np.ndarray | None) -> TrainResult:
     """Run the MCMC or ALS solver (in-memory data only) and wrap its result."""
     if not isinstance(train, SparseBatch) or (test is not None and not isinstance(test, SparseBatch)):
         raise ConfigError(f"solver {config.solver!r} needs the data in memory; drop --stream.")
@@ -488,8 +537,6 @@ def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocab
         return stop
 
     if config.solver == "mcmc":
-        user_block = (vocab.role_mask("user")
-                      if config.interactions == "user_item" and vocab is not None else None)
         artifact, history = bayes.fit_mcmc(config, train, groups=groups, test=test,
                                            callback=callback, user_block=user_block)
     else:

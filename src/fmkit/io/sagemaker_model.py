@@ -581,7 +581,8 @@ def model_bytes(artifact: Artifact, *,
             f"SageMaker's format cannot hold this model: it was trained with "
             f"interactions={artifact.interactions!r} (pairwise terms only between user and "
             "item keys) but SageMaker's FM adds the pairs between every two keys, so its "
-            "scores would differ; export it with --format npz."
+            "scores would differ; export it with --format npz, or train with "
+            "--interactions all for a model SageMaker can load."
         )
     if artifact.num_samples != 1:
         raise ArtifactError(

@@ -15,6 +15,12 @@ of only the rows a batch touches (lazy, row-sparse updates, as SageMaker's MXNet
 does), and the closed form avoids building an autograd graph per step:
 
     dy/dw0 = 1,  dy/dw_i = x_i,  dy/dV_if = x_i * (s_f - V_if x_i),  s_f = sum_j V_jf x_j.
+
+A ``user_item`` model (``user_block`` given: the keys of the user block, the rest being the
+item block) keeps only the pairs of a user-block key with an item-block key:
+
+    y(x) = w0 + sum_i w_i x_i + sum_f u_f q_f,   u = sum_{i in user} V_i x_i,
+    q = sum_{i in item} V_i x_i;   dy/dV_if = x_i q_f for a user key, x_i u_f for an item key.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ class FactorizationMachine:
     V : tensor of shape (F, K)
     use_bias, use_linear : bool
         When False, that term is held at zero (SageMaker's use_bias/use_linear).
+    user_block : tensor of shape (F,), optional
+        1.0 for the keys of the user block, 0.0 for the others: a ``user_item`` model.
+        None (default): the ordinary FM, pairs between every two keys.
     """
 
     def __init__(
@@ -71,8 +80,10 @@ class FactorizationMachine:
         *,
         use_bias: bool = True,
         use_linear: bool = True,
+        user_block: torch.Tensor | None = None,
     ) -> None:
         self.w0 = w0
+        self.user_block = user_block
         self.w = w
         self.V = V
         self.use_bias = use_bias
@@ -91,17 +102,24 @@ class FactorizationMachine:
         return int(self.V.shape[1])
 
     def forward(self, batch: DeviceBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(y, xv, s)``: logits (B,), per-entry x_i V_i (Z, K), row sums s (B, K)."""
+        """Return ``(y, xv, s)``: logits (B,), per-entry x_i V_i (Z, K), and the row sums
+        s (B, K), or for a ``user_item`` model the user and item sums side by side (B, 2K)."""
         x = batch.values
         xv = self.V.index_select(0, batch.indices) * x.unsqueeze(1)  # (Z, K)
-        s = batch.row_sum(xv)  # (B, K)
-        per_entry = (xv * xv).sum(1)  # (Z,)
-        if self.use_linear:
-            per_entry = per_entry.mul(-0.5).add_(self.w.index_select(0, batch.indices) * x)
+        if self.user_block is None:
+            s = batch.row_sum(xv)  # (B, K)
+            per_entry = (xv * xv).sum(1).mul_(-0.5)  # (Z,)
+            pairs = 0.5 * (s * s).sum(1)
         else:
-            per_entry = per_entry.mul(-0.5)
+            user = self.user_block.index_select(0, batch.indices).unsqueeze(1)  # (Z, 1)
+            u = batch.row_sum(xv * user)
+            s = torch.cat([u, batch.row_sum(xv) - u], 1)  # (B, 2K)
+            per_entry = torch.zeros_like(x)
+            pairs = (u * s[:, u.shape[1]:]).sum(1)
+        if self.use_linear:
+            per_entry.add_(self.w.index_select(0, batch.indices) * x)
         y = batch.row_sum(per_entry)
-        y.add_(0.5 * (s * s).sum(1))
+        y.add_(pairs)
         if self.use_bias:
             y.add_(self.w0)
         return y, xv, s
@@ -117,10 +135,16 @@ class FactorizationMachine:
 
         Per-entry gradients still have to be summed over equal keys (see
         :func:`fmkit.engine.optim.sum_by_key`); an entry of key i holds
-        dL/dy * x_i for w and dL/dy * x_i * (s - V_i x_i) for V.
+        dL/dy * x_i for w and dL/dy * x_i * (s - V_i x_i) for V (for a ``user_item``
+        model dL/dy * x_i times the other block's sum).
         """
         gx = batch.per_entry(dy) * batch.values  # (Z,)
         gw0 = dy.sum().reshape(1)
-        gw = gx
-        gV = (batch.per_entry(s) - xv) * gx.unsqueeze(1)
-        return gw0, gw, gV
+        if self.user_block is None:
+            gV = (batch.per_entry(s) - xv) * gx.unsqueeze(1)
+        else:
+            K = xv.shape[1]
+            user = self.user_block.index_select(0, batch.indices).unsqueeze(1)  # (Z, 1)
+            u, q = batch.per_entry(s[:, :K]), batch.per_entry(s[:, K:])
+            gV = (q * user + u * (1.0 - user)) * gx.unsqueeze(1)
+        return gw0, gx, gV
