@@ -22,6 +22,20 @@ def _threads(n):
     return n
 
 
+def _assert_same_steps(a, b, kernel, data, size):
+    """Step torch trainer ``a`` and ``kernel`` (on trainer ``b``'s tensors) through ``data``
+    in batches of ``size``: same logits, losses and parameters."""
+    for start in range(0, data.n_rows, size):
+        batch = data.slice(start, start + size)
+        ya, la = a.step(batch)
+        yb, lb = kernel.step(batch)
+        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(lb.numpy(), la.numpy(), rtol=1e-4, atol=1e-5)
+    for name in ("w0", "w", "V"):
+        np.testing.assert_allclose(getattr(b.model, name).numpy(), getattr(a.model, name).numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=name)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
@@ -39,15 +53,7 @@ def test_kernel_matches_torch_step(predictor_type, optimizer, extra, threads):
     a, b = Trainer(cfg, 60, fused=False), Trainer(cfg, 60, fused=False)  # a: the torch step
     kernel = CpuKernelPath(b.model, b.optimizer, cfg.predictor_type, cfg.rescale_grad,
                            threads=_threads(threads))
-    for start in range(0, 300, 50):
-        batch = data.slice(start, start + 50)
-        ya, la = a.step(batch)
-        yb, lb = kernel.step(batch)
-        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(lb.numpy(), la.numpy(), rtol=1e-4, atol=1e-5)
-    for name in ("w0", "w", "V"):
-        np.testing.assert_allclose(getattr(b.model, name).numpy(), getattr(a.model, name).numpy(),
-                                   rtol=1e-4, atol=1e-5, err_msg=name)
+    _assert_same_steps(a, b, kernel, data, 50)
     # optimiser state moved the same way (Adam's m and v, Adagrad's sum of squares)
     for group, states in a.optimizer.state.items():
         for sa, sb in zip(states, b.optimizer.state[group], strict=True):
@@ -239,16 +245,7 @@ def test_user_item_kernel_matches_torch_step(predictor_type, optimizer, threads)
     assert isinstance(b.cpu_kernel, CpuKernelPath) and b.cpu_kernel.block.sum() == block.sum()
     kernel = CpuKernelPath(b.model, b.optimizer, cfg.predictor_type, None,
                            threads=_threads(threads))
-    # a parallel step files entries per thread; big batches so that both threads get rows
-    for start in range(0, 300, 100):
-        batch = data.slice(start, start + 100)
-        ya, la = a.step(batch)
-        yb, lb = kernel.step(batch)
-        np.testing.assert_allclose(yb.numpy(), ya.numpy(), rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(lb.numpy(), la.numpy(), rtol=1e-4, atol=1e-5)
-    for name in ("w0", "w", "V"):
-        np.testing.assert_allclose(getattr(b.model, name).numpy(), getattr(a.model, name).numpy(),
-                                   rtol=1e-4, atol=1e-5, err_msg=name)
+    _assert_same_steps(a, b, kernel, data, 100)
     # and it trains the user_item model, not the ordinary one (same start, other logits)
     fresh = Trainer(cfg, 60, user_block=block)
     plain = Trainer(cfg, 60)

@@ -91,22 +91,29 @@ def test_gradients_match_reference(rng, predictor_type, loss):
     assert set(keys.tolist()) == set(np.unique(batch.indices).tolist())
 
 
-def test_gradients_match_autograd(rng):
-    batch = _random_rows(rng, 16, 12, duplicate=False)
-    fm, *_ = _model(rng, 12, 3)
+@pytest.mark.parametrize("user_item", [False, True])
+@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
+def test_gradients_match_autograd(rng, predictor_type, user_item):
+    batch = _random_rows(rng, 30, 14, duplicate=user_item)  # user_item: repeated keys too
+    fm, *_ = _model(rng, 14, 3)
+    if user_item:
+        fm, _ = _user_item(fm, 14, rng)
     for t in (fm.w0, fm.w, fm.V):
         t.requires_grad_(True)
     db = _device_batch(batch)
-    labels = torch.tensor(rng.normal(size=16))
+    labels = torch.tensor(rng.normal(size=30) if predictor_type == "regressor"
+                          else (rng.random(30) < 0.5).astype(float))
     y, xv, s = fm.forward(db)
-    loss, dy = loss_and_grad("regressor", y, labels)
+    loss, dy = loss_and_grad(predictor_type, y, labels)
     loss.mean().backward()
     with torch.no_grad():
-        gw0, gw, gV = fm.entry_gradients(db, dy / 16, xv, s)
+        gw0, gw, gV = fm.entry_gradients(db, dy / 30, xv, s)
         keys, (sw, sV) = sum_by_key(db.indices, gw, gV)
     np.testing.assert_allclose(fm.V.grad[keys].numpy(), sV.numpy(), atol=1e-12)
     np.testing.assert_allclose(fm.w.grad[keys].numpy(), sw.numpy(), atol=1e-12)
     assert fm.w0.grad.item() == pytest.approx(gw0.item())
+    untouched = np.setdiff1d(np.arange(14), keys.numpy())
+    assert not fm.V.grad[untouched].any()
 
 
 def test_use_bias_and_linear_off(rng):
@@ -142,26 +149,3 @@ def test_user_item_forward_matches_double_loop(rng):
     np.testing.assert_allclose(off.forward(_device_batch(batch))[0].numpy(),
                                naive_user_item(batch.to_csr(), 0.0, np.zeros(25), V, mask),
                                atol=1e-12)
-
-
-@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
-def test_user_item_gradients_match_autograd(rng, predictor_type):
-    batch = _random_rows(rng, 30, 14)
-    fm, *_ = _model(rng, 14, 3)
-    ui, _ = _user_item(fm, 14, rng)
-    for t in (ui.w0, ui.w, ui.V):
-        t.requires_grad_(True)
-    db = _device_batch(batch)
-    labels = torch.tensor(rng.normal(size=30) if predictor_type == "regressor"
-                          else (rng.random(30) < 0.5).astype(float))
-    y, xv, s = ui.forward(db)
-    loss, dy = loss_and_grad(predictor_type, y, labels)
-    loss.mean().backward()
-    with torch.no_grad():
-        gw0, gw, gV = ui.entry_gradients(db, dy / 30, xv, s)
-        keys, (sw, sV) = sum_by_key(db.indices, gw, gV)
-    np.testing.assert_allclose(ui.V.grad[keys].numpy(), sV.numpy(), atol=1e-12)
-    np.testing.assert_allclose(ui.w.grad[keys].numpy(), sw.numpy(), atol=1e-12)
-    assert ui.w0.grad.item() == pytest.approx(gw0.item())
-    untouched = np.setdiff1d(np.arange(14), keys.numpy())
-    assert not ui.V.grad[untouched].any()
