@@ -93,6 +93,10 @@ def test_warm_start_follows_the_model(ml):
                                           "interactions='user_item'"):
         fit(frozen.replace(interactions="user_item"), data.train,
             vocabulary=data.vocabulary, init=plain)
+    other = first.metadata["user_block"]
+    first.metadata["user_block"] = [[other[0][0], other[0][1] - 1]] + other[1:]
+    with pytest.raises(ConfigError, match="user block differs"):
+        fit(frozen, data.train, vocabulary=data.vocabulary, init=first)
 
 
 def test_plain_movielens_rows_stay_an_ordinary_fm(ml):

@@ -133,14 +133,15 @@ class Trainer:
                     f"num_factors={K}."
                 )
             wanted = "all" if user_block is None else "user_item"
-            if init.interactions != wanted or (user_block is not None and not np.array_equal(
-                    init.user_block, np.asarray(user_block, bool))):
+            if init.interactions != wanted:
                 raise ConfigError(
                     f"--init-model was trained with interactions={init.interactions!r}; this "
-                    f"job trains interactions={wanted!r}"
-                    + (" with another user block" if init.interactions == wanted else "")
-                    + "; set --interactions to the model's."
+                    f"job trains interactions={wanted!r}; set --interactions "
+                    f"{init.interactions} to continue it."
                 )
+            if user_block is not None and not np.array_equal(init.user_block, user_block):
+                raise ConfigError("--init-model's user block differs from this job's: the "
+                                  "data's vocabulary has other user fields.")
             w0 = torch.from_numpy(init.w0.mean(0, keepdims=True).copy())
             w = torch.from_numpy(init.w.mean(0).copy())
             V = torch.from_numpy(init.V.mean(0).copy())
@@ -483,9 +484,9 @@ def resolve_interactions(config: FMConfig, vocabulary: Any, feature_dim: int
         raise ConfigError("interactions='user_item' needs the user block: train on data "
                           "whose vocabulary (written by `fmkit prepare`) has fields with "
                           "role 'user' and 'item'.")
-    mask = np.zeros(feature_dim, bool)
-    user = vocab.role_mask("user")
-    mask[: min(feature_dim, user.shape[0])] = user[:feature_dim]
+    user = vocab.role_mask("user")[:feature_dim]
+    mask = np.zeros(feature_dim, bool)  # keys past the vocabulary's are in the item block
+    mask[: user.shape[0]] = user
     return config.replace(interactions="user_item"), mask
 
 

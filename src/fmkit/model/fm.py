@@ -83,9 +83,9 @@ class FactorizationMachine:
         user_block: torch.Tensor | None = None,
     ) -> None:
         self.w0 = w0
-        self.user_block = user_block
         self.w = w
         self.V = V
+        self.user_block = user_block
         self.use_bias = use_bias
         self.use_linear = use_linear
         if not use_bias:
