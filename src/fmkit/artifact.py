@@ -158,7 +158,7 @@ def mask_runs(mask: npt.NDArray[np.bool_]) -> list[list[int]]:
     """Return the ``[start, stop)`` runs of True in ``mask``: how metadata stores a
     ``user_item`` model's ``user_block`` (read back by :attr:`Artifact.user_block`)."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]])))
-    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2])]
+    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def write_seen(file: Any, seen: Any) -> None:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from helpers.reference import naive_fm, naive_fm_grads, naive_user_item
 
 from fmkit.engine.loader import to_device
 from fmkit.engine.optim import sum_by_key
 from fmkit.model.fm import FactorizationMachine
 from fmkit.model.losses import loss_and_grad
 from fmkit.sparse import SparseBatch
-from helpers.reference import naive_fm, naive_fm_grads, naive_user_item
 
 
 def _random_rows(rng: np.random.Generator, n: int, f: int, *, duplicate: bool = True
