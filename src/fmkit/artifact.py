@@ -154,11 +154,20 @@ class Artifact:
                 raise ArtifactError(f"weights {name} contain NaN or infinity.")
 
 
+def group_runs(groups: npt.NDArray[np.int64]) -> list[list[int]]:
+    """Return ``[[group, start, stop], ...]``: the run-length form stored in metadata."""
+    if groups.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(groups)) + 1
+    starts = np.concatenate([[0], cut])
+    stops = np.concatenate([cut, [groups.size]])
+    return [[int(groups[a]), int(a), int(b)] for a, b in zip(starts, stops, strict=True)]
+
+
 def mask_runs(mask: npt.NDArray[np.bool_]) -> list[list[int]]:
     """Return the ``[start, stop)`` runs of True in ``mask``: how metadata stores a
     ``user_item`` model's ``user_block`` (read back by :attr:`Artifact.user_block`)."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]])))
-    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return [[a, b] for inside, a, b in group_runs(np.asarray(mask, np.int64)) if inside]
 
 
 def write_seen(file: Any, seen: Any) -> None:

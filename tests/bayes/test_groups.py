@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fmkit.artifact import group_runs
 from fmkit.bayes import read_groups
-from fmkit.bayes.groups import check_groups, group_runs, plan_blocks
+from fmkit.bayes.groups import check_groups, plan_blocks
 from fmkit.errors import DataError
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from fmkit.artifact import Artifact, mask_runs
-from fmkit.bayes.groups import check_groups, group_runs
+from fmkit.artifact import Artifact, group_runs, mask_runs
+from fmkit.bayes.groups import check_groups
 from fmkit.bayes.kernels import BACKENDS, default_backend
 from fmkit.bayes.priors import Hyperpriors
 from fmkit.bayes.relations import find_relations

@@ -153,16 +153,6 @@ def check_groups(groups: Any, feature_dim: int, *, source: str = "groups") -> Gr
     return renumbered.astype(np.int64).reshape(-1)
 
 
-def group_runs(groups: GroupArray) -> list[list[int]]:
-    """Return ``[[group, start, stop], ...]``: the run-length form stored in metadata."""
-    if groups.size == 0:
-        return []
-    cut = np.flatnonzero(np.diff(groups)) + 1
-    starts = np.concatenate([[0], cut])
-    stops = np.concatenate([cut, [groups.size]])
-    return [[int(groups[a]), int(a), int(b)] for a, b in zip(starts, stops)]
-
-
 @dataclass(frozen=True)
 class Block:
     """Keys ``start .. stop - 1`` sampled together; ``independent``: no shared rows."""

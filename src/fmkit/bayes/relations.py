@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from fmkit.bayes.groups import group_runs
+from fmkit.artifact import group_runs
 from fmkit.bayes.kernels import HAVE_NUMBA
 
 if HAVE_NUMBA:

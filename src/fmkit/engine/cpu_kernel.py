@@ -543,6 +543,7 @@ class CpuKernelPath:
         # user_item models: which keys form the user block; empty for the ordinary FM
         self.block = (np.zeros(0, np.bool_) if model.user_block is None
                       else model.user_block.cpu().numpy() > 0.5)
+        self._steps = _STEPS[self.block.shape[0] > 0]  # (one-thread, parallel) build
         self._grow(0, 0)
 
     @classmethod
@@ -631,7 +632,7 @@ class CpuKernelPath:
                 st["factors"][0], st["factors"][1],
                 self.slot, self.keys, self.gW, self.gV, self.S, self.dY, self.counts,
                 self.block, self.U, self.y, self.loss, parts)
-        one, parallel = _STEPS[self.block.shape[0] > 0]
+        one, parallel = self._steps
         if parts == 1:
             return bool(one(*args))
         previous = get_num_threads()

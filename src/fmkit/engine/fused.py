@@ -271,13 +271,8 @@ class TrainerFastPath:
         import numpy as np
 
         batch = batch.canonical()  # keys sorted, repeats within a row summed (as to_device)
-        n = batch.n_rows
-        if n == 0 or batch.weights is not None or batch.nnz % n:
-            return None
-        L = batch.nnz // n
-        if not np.array_equal(batch.offsets, np.arange(n + 1, dtype=batch.offsets.dtype) * L):
-            return None
-        if not np.all(batch.values == 1) or L < 1:
+        n, L = batch.n_rows, batch.row_length  # L: entries of every row, if all alike
+        if not L or batch.weights is not None or not np.all(batch.values == 1):
             return None
         idx = torch.from_numpy(np.ascontiguousarray(batch.indices, np.int64)).view(n, L)
         labels = torch.from_numpy(np.ascontiguousarray(batch.labels, np.float32))

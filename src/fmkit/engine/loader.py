@@ -42,9 +42,7 @@ def to_device(batch: SparseBatch, device: torch.device) -> DeviceBatch:
     feature i, as in a matrix.
     """
     batch = batch.canonical()
-    lengths = np.diff(batch.offsets)
-    uniform = batch.n_rows > 0 and bool(np.all(lengths == lengths[0]))
-    rows = np.repeat(np.arange(batch.n_rows, dtype=np.int64), lengths)
+    rows = np.repeat(np.arange(batch.n_rows, dtype=np.int64), np.diff(batch.offsets))
     non_blocking = device.type == "cuda"
 
     def put(a: np.ndarray | None) -> torch.Tensor | None:
@@ -62,7 +60,7 @@ def to_device(batch: SparseBatch, device: torch.device) -> DeviceBatch:
         n_rows=batch.n_rows,
         labels=put(batch.labels),
         weights=put(batch.weights),
-        row_length=int(lengths[0]) if uniform else None,
+        row_length=batch.row_length,
     )
 
 

@@ -151,11 +151,10 @@ class Trainer:
             V = init_tensor(config, "factors", (feature_dim, K), gen)
         # every process starts from rank 0's parameters
         w0, w, V = (self.strategy.broadcast(t.to(self.device)) for t in (w0, w, V))
-        self.user_block = None if user_block is None else np.asarray(user_block, bool)
         self.model = FactorizationMachine(
             w0, w, V, use_bias=config.use_bias, use_linear=config.use_linear,
             user_block=None if user_block is None else torch.from_numpy(
-                self.user_block.astype(np.float32)).to(self.device),
+                np.asarray(user_block, np.float32)).to(self.device),
         )
         params = {"factors": self.model.V}
         if config.use_bias:
@@ -243,9 +242,9 @@ class Trainer:
             t.copy_(s)
 
     def to_artifact(self, metadata: dict[str, Any]) -> Artifact:
-        if self.user_block is not None:
+        if self.model.user_block is not None:
             metadata = dict(metadata, interactions="user_item",
-                            user_block=mask_runs(self.user_block))
+                            user_block=mask_runs(self.model.user_block.cpu().numpy() > 0.5))
         return Artifact.from_point(
             float(self.model.w0.cpu()[0]),
             self.model.w.cpu().numpy(),
@@ -309,12 +308,13 @@ def fit(
     config = config if config.feature_dim == feature_dim else config.replace(feature_dim=feature_dim)
     for name, ch in (("train", train), ("test", test), ("validation", validation)):
         _check_channel(ch, name, config, feature_dim)
+    vocab = _as_vocabulary(vocabulary)
     if config.interactions == "auto" and init is not None:  # continue the model's kind
         config = config.replace(interactions=init.interactions)
-    config, user_block = resolve_interactions(config, vocabulary, feature_dim)
+    config, user_block = resolve_interactions(config, vocab, feature_dim)
     if config.solver != "sgd":
         return _fit_bayes(config, train, test=test, callbacks=callbacks,
-                          vocabulary=vocabulary, groups=groups, user_block=user_block)
+                          vocab=vocab, groups=groups, user_block=user_block)
     strategy = strategy or LocalStrategy()
     label_mean = None
     if isinstance(train, SparseBatch) and train.labels is not None:
@@ -452,11 +452,21 @@ def fit(
         "metrics": final,
     }
     artifact = trainer.to_artifact(metadata)
-    _attach_vocabulary(artifact, vocabulary, train, strategy)
+    _attach_vocabulary(artifact, vocab, train, strategy)
     return TrainResult(artifact, history, final, status, best_epoch, stop_reason)
 
 
-def resolve_interactions(config: FMConfig, vocabulary: Any, feature_dim: int
+def _as_vocabulary(vocabulary: Any) -> Any:
+    """The ``vocabulary`` argument of :func:`fit` (a Vocabulary, its dict or None) as a
+    Vocabulary or None."""
+    from fmkit.features.vocabulary import Vocabulary
+
+    if vocabulary is None or isinstance(vocabulary, Vocabulary):
+        return vocabulary
+    return Vocabulary.from_dict(vocabulary)
+
+
+def resolve_interactions(config: FMConfig, vocab: Any, feature_dim: int
                          ) -> tuple[FMConfig, np.ndarray | None]:
     """Settle ``interactions`` for a job: return the config with ``'all'`` or ``'user_item'``
     and, for ``'user_item'``, the user block (F,) bool from the vocabulary's ``user`` fields.
@@ -469,10 +479,6 @@ def resolve_interactions(config: FMConfig, vocabulary: Any, feature_dim: int
     """
     if config.interactions == "all":
         return config, None
-    from fmkit.features.vocabulary import Vocabulary
-
-    vocab = (vocabulary if vocabulary is None or isinstance(vocabulary, Vocabulary)
-             else Vocabulary.from_dict(vocabulary))
     roles = [] if vocab is None else [f.role for f in vocab.fields]
     if config.interactions == "auto":
         solver_has_it = config.solver == "sgd" or (config.solver == "mcmc"
@@ -490,15 +496,11 @@ def resolve_interactions(config: FMConfig, vocabulary: Any, feature_dim: int
     return config.replace(interactions="user_item"), mask
 
 
-def _attach_vocabulary(artifact: Artifact, vocabulary: Any, train: Any,
+def _attach_vocabulary(artifact: Artifact, vocab: Any, train: Any,
                        strategy: Strategy | None = None) -> None:
-    """Keep the vocabulary (a Vocabulary or its dict) and the training pairs in the model."""
-    if vocabulary is None:
+    """Keep the vocabulary (a Vocabulary, or None) and the training pairs in the model."""
+    if vocab is None:
         return
-    from fmkit.features.vocabulary import Vocabulary
-
-    vocab = (vocabulary if isinstance(vocabulary, Vocabulary)
-             else Vocabulary.from_dict(vocabulary))
     artifact.vocabulary = vocab.to_dict()
     if isinstance(train, SparseBatch):
         seen = vocab.seen_pairs(train.indices, train.offsets)
@@ -517,17 +519,13 @@ def _attach_vocabulary(artifact: Artifact, vocabulary: Any, train: Any,
         artifact.seen = seen
 
 
-def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocabulary: Any,
+def _fit_bayes(config: FMConfig, train: Any, *, test: Any, callbacks: Any, vocab: Any,
                groups: np.ndarray | None, user_block: np.ndarray | None) -> TrainResult:
     """Run the MCMC or ALS solver (in-memory data only) and wrap its result."""
     if not isinstance(train, SparseBatch) or (test is not None and not isinstance(test, SparseBatch)):
         raise ConfigError(f"solver {config.solver!r} needs the data in memory; drop --stream.")
     from fmkit import bayes
-    from fmkit.features.vocabulary import Vocabulary
 
-    vocab = None
-    if vocabulary is not None:
-        vocab = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary.from_dict(vocabulary)
     if groups is None and vocab is not None:
         groups = vocab.groups()
 
