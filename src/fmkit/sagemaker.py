@@ -24,15 +24,12 @@ same entry point runs outside a container. See docs/container.md.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,9 +116,9 @@ class Channel:
     @property
     def format(self) -> str:
         """The data format: from the content type, else recordIO-protobuf (SageMaker's)."""
-        from fmkit.io import registry
+        from fmkit.io import formats
 
-        return registry.from_content_type(self.content_type or DEFAULT_CONTENT_TYPE)
+        return formats.from_content_type(self.content_type or DEFAULT_CONTENT_TYPE)
 
 
 @dataclass(frozen=True)
@@ -175,15 +172,10 @@ def load_config(values: Mapping[str, Any]) -> Any:
     ConfigError
         A required hyperparameter is missing or a value is invalid.
     """
-    from fmkit.config import FMConfig
+    from fmkit.jobs.hyperparameters import make_config
+    from fmkit.jobs.training import SAGEMAKER_REQUIRED
 
-    missing = [n for n in ("feature_dim", "num_factors", "predictor_type")
-               if values.get(n) in (None, "")]
-    if missing:
-        names = ", ".join(repr(n) for n in missing)
-        raise ConfigError(f"No value(s) were specified for {names} which are required "
-                          "hyperparameter(s).")
-    return FMConfig.from_values(dict(values), defaults="sagemaker")
+    return make_config(values, "sagemaker", required=SAGEMAKER_REQUIRED)
 
 
 def read_input_config(paths: ContainerPaths) -> dict[str, Channel]:
@@ -241,85 +233,6 @@ def read_resource_config(paths: ContainerPaths) -> ResourceConfig:
                           data.get("network_interface_name"))
 
 
-class PipeChannel:
-    """A Pipe-mode channel: pass N reads the FIFO ``<channel>_<N>`` from start to end.
-
-    With ``world_size`` > 1 and a FullyReplicated channel, this host keeps every
-    ``world_size``-th batch starting at ``rank``.
-    """
-
-    def __init__(self, paths: ContainerPaths, channel: Channel, feature_dim: int | None, *,
-                 rank: int = 0, world_size: int = 1) -> None:
-        self.paths = paths
-        self.channel = channel
-        self.feature_dim = feature_dim
-        self.n_rows = None
-        self.rank, self.world_size = rank, world_size
-        self.passes = 0
-
-    def iter_batches(self, batch_size: int) -> Iterator[Any]:
-        from fmkit.io import iter_stream, rebatch
-
-        fifo = self.paths.fifo(self.channel.name, self.passes)
-        self.passes += 1
-        if not fifo.exists():
-            raise DataError(f"Pipe mode: {fifo} does not exist; SageMaker creates "
-                            f"{self.channel.name}_<epoch> for every pass.")
-        keep_every = self.world_size if self.channel.distribution == "FullyReplicated" else 1
-        with open(fifo, "rb") as stream:
-            batches = rebatch(iter_stream(stream, format=self.channel.format,
-                                          source=str(fifo), require_labels=True), batch_size)
-            # replicated: this host takes every keep_every-th batch (islice drains the FIFO)
-            yield from itertools.islice(batches, self.rank % keep_every, None, keep_every)
-
-
-def _file_channel(paths: ContainerPaths, channel: Channel, *, rank: int, world_size: int
-                  ) -> Any:
-    """Read a File-mode channel into memory; this host's row range if it is replicated."""
-    import fmkit.io as fio
-
-    folder = paths.channel_dir(channel.name)
-    if not folder.is_dir():
-        raise DataError(f"channel {channel.name!r}: {folder} does not exist.")
-    content_type = channel.content_type
-    batch = fio.read(str(folder), content_type=content_type, require_labels=True)
-    if batch.n_rows == 0:
-        raise DataError(f"channel {channel.name!r}: {folder} has no rows.")
-    if world_size > 1 and channel.distribution == "FullyReplicated":
-        start, stop = fio.row_range(batch.n_rows, rank=rank, world_size=world_size)
-        batch = batch.slice(start, stop)
-    return batch
-
-
-def open_channel(paths: ContainerPaths, channel: Channel, feature_dim: int | None, *,
-                 rank: int = 0, world_size: int = 1) -> Any:
-    """Return a channel as the trainer takes it: a SparseBatch (File) or a stream (Pipe)."""
-    if channel.mode == "Pipe":
-        return PipeChannel(paths, channel, feature_dim, rank=rank, world_size=world_size)
-    return _file_channel(paths, channel, rank=rank, world_size=world_size)
-
-
-def save_model(result: Any, model_dir: Path) -> None:
-    """Write ``model_algo-1`` (SageMaker's format) and fmkit's files into ``model_dir``.
-
-    Files are written under a hidden temporary folder inside ``model_dir`` and renamed
-    into place one by one (``model_dir`` itself may be a mount point).
-    """
-    from fmkit.artifact import save
-    from fmkit.io import sagemaker_model
-
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".fmkit-tmp-", dir=model_dir))
-    try:
-        save(result.artifact, tmp / "fmkit")
-        (tmp / "fmkit" / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
-        for item in sorted((tmp / "fmkit").iterdir()):
-            os.replace(item, model_dir / item.name)
-        sagemaker_model.write(result.artifact, model_dir / "model_algo-1")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_failure(paths: ContainerPaths, exc: BaseException) -> int:
     """Write ``output/failure`` for ``exc``; return the exit code (2 client, 1 algorithm)."""
     client = isinstance(exc, FMError) and not _is_algorithm_error(exc)
@@ -343,17 +256,42 @@ def _is_algorithm_error(exc: BaseException) -> bool:
     return isinstance(exc, WorkerError)  # a crashed worker is ours, not the user's
 
 
-def run(paths: ContainerPaths, environ: Mapping[str, str]) -> Any:
-    """Train as the contract says; return the TrainResult (None on hosts other than the first).
+def _channel_spec(paths: ContainerPaths, channel: Channel) -> Any:
+    from fmkit.jobs.channels import ChannelSpec
+
+    if channel.mode == "Pipe":  # pass N reads the FIFO input/data/<channel>_<N>
+        return ChannelSpec(str(paths.data_dir / channel.name), channel.content_type,
+                           channel.distribution, "Pipe")
+    folder = paths.channel_dir(channel.name)
+    if not folder.is_dir():
+        raise DataError(f"channel {channel.name!r}: {folder} does not exist.")
+    return ChannelSpec(str(folder), channel.content_type or DEFAULT_CONTENT_TYPE,
+                       channel.distribution, channel.mode)
+
+
+def _rendezvous(resources: ResourceConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """torchrun's variables for a multi-host job: the hosts' order gives the ranks."""
+    port = environ.get(PORT_ENV, str(DEFAULT_PORT))
+    if not port.isdigit():
+        raise ConfigError(f"{PORT_ENV} must be an integer port; got {port!r}.")
+    return {"RANK": str(resources.rank), "WORLD_SIZE": str(resources.world_size),
+            "MASTER_ADDR": environ.get(MASTER_ENV) or resources.hosts[0],
+            "MASTER_PORT": port, "LOCAL_RANK": "0"}
+
+
+def build_request(paths: ContainerPaths, environ: Mapping[str, str]) -> Any:
+    """Return the training job the container's files describe (a TrainingRequest).
 
     Raises
     ------
     FMError
-        Bad hyperparameters, channels or data (reported as ClientError).
+        Bad hyperparameters, channels or configuration files (reported as ClientError).
     """
-    config = load_config(read_hyperparameters(paths))
-    logger.info("merged configuration (SageMaker defaults + hyperparameters.json): %s",
-                config.to_sagemaker_strings())
+    from fmkit.jobs.training import SAGEMAKER_REQUIRED, TrainingRequest
+    from fmkit.registry.records import valid_name
+
+    hyperparameters = read_hyperparameters(paths)
+    load_config(hyperparameters)  # required names and values, before any data is read
     channels = read_input_config(paths)
     for name in channels:
         if name not in CHANNELS:
@@ -363,42 +301,54 @@ def run(paths: ContainerPaths, environ: Mapping[str, str]) -> Any:
         raise DataError(f"the 'train' channel is required; {paths.input_data_config} lists "
                         f"{sorted(channels) or 'no channels'}.")
     resources = read_resource_config(paths)
-    rank, world = resources.rank, resources.world_size
-    strategy = None
-    if world > 1:
-        strategy = _join_hosts(resources, environ, config.device)
-        logger.info("host %s is worker %d of %d", resources.current_host, rank, world)
-    train = open_channel(paths, channels["train"], config.feature_dim, rank=rank,
-                         world_size=world)
-    test = (open_channel(paths, channels["test"], config.feature_dim, rank=rank,
-                         world_size=world) if "test" in channels else None)
-    from fmkit.engine.trainer import fit
-
-    try:
-        result = fit(config, train, test=test, strategy=strategy, host=resources.current_host)
-        if strategy is None or strategy.is_main:
-            save_model(result, paths.model_dir)
-    finally:
-        if strategy is not None:
-            from fmkit.distributed.launch import shutdown_process_group
-
-            shutdown_process_group()
-    return result if strategy is None or strategy.is_main else None
+    job_name = environ.get("TRAINING_JOB_NAME") or None
+    return TrainingRequest(
+        channels={name: _channel_spec(paths, channels[name]) for name in CHANNELS
+                  if name in channels},
+        model_dir=str(paths.model_dir), hyperparameters=hyperparameters, defaults="sagemaker",
+        required_hyperparameters=SAGEMAKER_REQUIRED,
+        name=job_name if job_name and valid_name(job_name) else None,
+        model_layout="container", source="container", host=resources.current_host)
 
 
-def _join_hosts(resources: ResourceConfig, environ: Mapping[str, str], device: str) -> Any:
-    from fmkit.distributed.launch import Rendezvous, default_backend, init_process_group
-    from fmkit.distributed.strategy import DistributedStrategy
+def run(paths: ContainerPaths, environ: Mapping[str, str]) -> Any:
+    """Train as the contract says, through the training service; return the job record
+    (None on hosts other than the first).
 
-    try:
-        port = int(environ.get(PORT_ENV, DEFAULT_PORT))
-    except ValueError:
-        raise ConfigError(f"{PORT_ENV} must be an integer port; got "
-                          f"{environ.get(PORT_ENV)!r}.") from None
-    master = environ.get(MASTER_ENV) or resources.hosts[0]
-    init_process_group(Rendezvous(resources.rank, resources.world_size, master, port),
-                       backend=default_backend(device))
-    return DistributedStrategy()
+    Raises
+    ------
+    FMError
+        Bad hyperparameters, channels or data (reported as ClientError).
+    """
+    from fmkit.errors import RegistryError
+    from fmkit.jobs import training
+    from fmkit.registry import Registry
+
+    request = build_request(paths, environ)
+    logger.info("merged configuration (SageMaker defaults + hyperparameters.json): %s",
+                load_config(request.hyperparameters).to_sagemaker_strings())
+    registry = Registry()
+    if request.name is not None:
+        try:
+            registry.jobs.get(request.name)
+        except RegistryError:
+            pass
+        else:  # a rerun in the same home: SageMaker names are unique, so record it anew
+            import dataclasses
+
+            request = dataclasses.replace(request, name=None)
+    resources = read_resource_config(paths)
+    rdzv: dict[str, str] = {}
+    if resources.world_size > 1:
+        rdzv = _rendezvous(resources, environ)
+        logger.info("host %s is worker %d of %d", resources.current_host, resources.rank,
+                    resources.world_size)
+    job = training.run(request, registry=registry, environ=rdzv)
+    if job is not None and job.status == "Failed":
+        from fmkit.errors import FMError
+
+        raise FMError(job.failure_reason or "training failed")
+    return job
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -70,38 +70,26 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Tune hyperparameters; register the best trial's model under the job name."""
         from fmkit.cli.jobs import describe_tuning_job
-        from fmkit.cli.train import (
-            _find_vocabulary,
-            _read_channel,
-            hyperparameter_values,
-        )
+        from fmkit.jobs import tuning as service
+        from fmkit.jobs.hyperparameters import hyperparameter_values
         from fmkit.registry import Registry
-        from fmkit.tuning import Tuner, read_ranges
+        from fmkit.tuning import read_ranges
 
         fixed, chosen = hyperparameter_values(hyperparameters, list(ctx.args), defaults)
-        parsed_ranges = read_ranges(ranges) if ranges is not None else None
-        tuner = Tuner(fixed, parsed_ranges, objective_metric_name=objective,
-                      direction=direction, strategy=strategy, max_jobs=max_jobs,
-                      max_parallel_jobs=max_parallel_jobs, name=name,
-                      max_run_seconds=max_run_seconds, seed=seed, keep_models=keep_models,
-                      early_stopping=early_stopping, defaults=chosen,
-                      include_defaults=include_defaults, use_processes=True)
-        # settings are checked before any data is read, and again with the data in fit()
-        tuner.check(has_test=test is not None, has_validation=validation is not None)
+        request = service.TuningRequest(
+            channels={"train": train, "test": test, "validation": validation},
+            static_hyperparameters=fixed,
+            ranges=read_ranges(ranges) if ranges is not None else None, objective=objective,
+            direction=direction, strategy=strategy, max_jobs=max_jobs,
+            max_parallel_jobs=max_parallel_jobs, early_stopping=early_stopping, name=name,
+            max_run_seconds=max_run_seconds, seed=seed, keep_models=keep_models,
+            include_defaults=include_defaults, defaults=chosen, content_type=content_type,
+            vocabulary=vocabulary, source="cli")
         registry = Registry()
-        batches = {}
-        for label, uri in (("train", train), ("test", test), ("validation", validation)):
-            if uri is not None:
-                batches[label] = _read_channel(uri, content_type, label, stream=False,
-                                               feature_dim=None)
-        vocab = _find_vocabulary(vocabulary, train)
-        tuner.registry = registry
-        result = tuner.fit(batches["train"], batches.get("test"),
-                           validation=batches.get("validation"), vocabulary=vocab,
-                           channels={"train": train, "test": test, "validation": validation})
-        job = registry.tuning.get(result.name)
-        typer.echo(describe_tuning_job(job, registry.tuning.trials(result.name)))
-        if result.best_trial is not None:
-            typer.echo(f"\nbest model: {result.model_name} -> {result.best_model_dir}")
-        if result.status == "Failed":
+        job = service.run(request, registry=registry)
+        typer.echo(describe_tuning_job(job, registry.tuning.trials(job.name)))
+        if job.best_training_job is not None:
+            model = registry.models.get(job.name)
+            typer.echo(f"\nbest model: {model.name} -> {model.artifact}")
+        if job.status == "Failed":
             raise typer.Exit(1)

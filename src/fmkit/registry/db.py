@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS training_jobs (
@@ -51,7 +51,13 @@ CREATE TABLE IF NOT EXISTS training_jobs (
     host TEXT,
     tuning_job TEXT,
     trial_number INTEGER,
-    objective_value REAL
+    objective_value REAL,
+    secondary_status TEXT,
+    transitions TEXT NOT NULL DEFAULT '[]',
+    source TEXT,
+    tags TEXT NOT NULL DEFAULT '{}',
+    request TEXT,
+    output_tarball TEXT
 );
 CREATE INDEX IF NOT EXISTS training_jobs_tuning ON training_jobs (tuning_job, trial_number);
 CREATE TABLE IF NOT EXISTS epoch_metrics (
@@ -99,11 +105,55 @@ CREATE TABLE IF NOT EXISTS endpoints (
     status TEXT NOT NULL,
     config TEXT NOT NULL DEFAULT '{}',
     creation_time REAL NOT NULL,
-    last_modified_time REAL NOT NULL
+    last_modified_time REAL NOT NULL,
+    failure_reason TEXT,
+    model_name TEXT
+);
+CREATE TABLE IF NOT EXISTS log_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_name TEXT NOT NULL,
+    time REAL NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_events_job ON log_events (job_name, id);
+CREATE TABLE IF NOT EXISTS transform_jobs (
+    name TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    model_dir TEXT NOT NULL,
+    input TEXT NOT NULL,
+    output TEXT NOT NULL,
+    request TEXT NOT NULL DEFAULT '{}',
+    summary TEXT NOT NULL DEFAULT '{}',
+    start_time REAL NOT NULL,
+    end_time REAL,
+    failure_reason TEXT,
+    pid INTEGER,
+    host TEXT,
+    source TEXT
 );
 """
 
+# columns added after schema version 1: (table, column, declaration), applied to older files
+_ADDED_COLUMNS = (
+    ("training_jobs", "secondary_status", "TEXT"),
+    ("training_jobs", "transitions", "TEXT NOT NULL DEFAULT '[]'"),
+    ("training_jobs", "source", "TEXT"),
+    ("training_jobs", "tags", "TEXT NOT NULL DEFAULT '{}'"),
+    ("training_jobs", "request", "TEXT"),
+    ("training_jobs", "output_tarball", "TEXT"),
+    ("endpoints", "failure_reason", "TEXT"),
+    ("endpoints", "model_name", "TEXT"),
+)
+
 _LOCKED = ("locked", "busy")
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a version-1 registry up to date: add the columns later versions introduced."""
+    for table, column, decl in _ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+        if have and column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
 def dumps(value: Any) -> str:
@@ -176,6 +226,8 @@ class Database:
                     f"the registry {self.path} has schema version {version}, newer than this "
                     f"fmkit's {SCHEMA_VERSION}; upgrade fmkit or set FMKIT_HOME to another folder."
                 )
+            if 0 < version < SCHEMA_VERSION:
+                _add_columns(conn)
             conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -29,3 +29,14 @@ def registry_path(home: str | os.PathLike[str] | None = None) -> Path:
 def jobs_dir(home: str | os.PathLike[str] | None = None) -> Path:
     """Return the folder holding one sub-folder per job (models, logs): ``<home>/jobs``."""
     return Path(home if home is not None else fmkit_home()) / "jobs"
+
+
+def slots_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder of job-slot lock files, ``<home>/slots``."""
+    return Path(home if home is not None else fmkit_home()) / "slots"
+
+
+def job_slots() -> int | None:
+    """Return ``$FMKIT_JOB_SLOTS`` (how many background jobs train at once), if set."""
+    value = os.environ.get("FMKIT_JOB_SLOTS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None

@@ -29,12 +29,24 @@ from fmkit.registry.records import (
     IN_PROGRESS,
     STOPPED,
     STOPPING,
+    LogEvent,
     TrainingJob,
     check_name,
     make_name,
 )
 
 logger = logging.getLogger(__name__)
+
+# SageMaker's wording of the secondary statuses a local job goes through
+_STATUS_MESSAGES = {
+    "Starting": "Preparing the instances for training",
+    "Downloading": "Reading the input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
+    "Stopped": "Training job stopped",
+}
 
 
 def process_alive(pid: int | None, host: str | None) -> bool | None:
@@ -47,7 +59,17 @@ def process_alive(pid: int | None, host: str | None) -> bool | None:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a finished child of this process (a background job it started) is a zombie
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:  # a zombie of another parent is gone too
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class TrainingJobs:
@@ -67,8 +89,18 @@ class TrainingJobs:
         tuning_job: str | None = None,
         trial_number: int | None = None,
         prefix: str = "fmkit-train",
+        secondary_status: str | None = None,
+        source: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        request: Mapping[str, Any] | None = None,
+        output_tarball: str | None = None,
+        pid: int | None = None,
     ) -> TrainingJob:
         """Insert an ``InProgress`` job and return it; ``name`` defaults to a timestamped one.
+
+        ``secondary_status`` starts the job's list of status transitions (SageMaker's
+        SecondaryStatusTransitions); ``request`` is the job's request as a dict (what a
+        background process runs); ``pid`` defaults to this process.
 
         Raises
         ------
@@ -85,14 +117,22 @@ class TrainingJobs:
                                    (final,)).fetchone():
                     n += 1
                     final = f"{chosen}-{n}"
+            now = time.time()
+            transitions = ([{"Status": secondary_status, "StartTime": now,
+                             "StatusMessage": _STATUS_MESSAGES.get(secondary_status, "")}]
+                           if secondary_status else [])
             try:
                 conn.execute(
                     "INSERT INTO training_jobs (name, status, hyperparameters, channels, "
-                    "model_dir, log_file, start_time, pid, host, tuning_job, trial_number) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "model_dir, log_file, start_time, pid, host, tuning_job, trial_number, "
+                    "secondary_status, transitions, source, tags, request, output_tarball) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (final, IN_PROGRESS, dumps(dict(hyperparameters or {})),
-                     dumps(dict(channels or {})), model_dir, log_file, time.time(),
-                     os.getpid(), socket.gethostname(), tuning_job, trial_number),
+                     dumps(dict(channels or {})), model_dir, log_file, now,
+                     os.getpid() if pid is None else pid, socket.gethostname(), tuning_job,
+                     trial_number, secondary_status, dumps(transitions), source,
+                     dumps(dict(tags or {})), None if request is None else dumps(dict(request)),
+                     output_tarball),
                 )
             except sqlite3.IntegrityError:
                 raise ConfigError(
@@ -142,6 +182,54 @@ class TrainingJobs:
             sql += f" LIMIT {int(limit)}"
         return [TrainingJob.from_row(r) for r in self.db.query(sql, params)]
 
+    def set_secondary_status(self, name: str, status: str, message: str | None = None) -> None:
+        """Move the job to secondary status ``status``, closing the previous transition."""
+
+        def update(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT secondary_status, transitions FROM training_jobs "
+                               "WHERE name=?", (name,)).fetchone()
+            if row is None:
+                raise RegistryError(f"no training job named {name!r}.")
+            if row["secondary_status"] == status:
+                return
+            now = time.time()
+            transitions = loads(row["transitions"]) or []
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = now
+            transitions.append({"Status": status, "StartTime": now,
+                                "StatusMessage": message or _STATUS_MESSAGES.get(status, "")})
+            conn.execute("UPDATE training_jobs SET secondary_status=?, transitions=? "
+                         "WHERE name=?", (status, dumps(transitions), name))
+
+        self.db.write(update)
+
+    def set_process(self, name: str, pid: int) -> None:
+        """Record the process that runs the job (a background job's runner)."""
+        self.db.execute("UPDATE training_jobs SET pid=?, host=? WHERE name=?",
+                        (pid, socket.gethostname(), name))
+
+    def set_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Replace the job's tags."""
+        self.db.execute("UPDATE training_jobs SET tags=? WHERE name=?",
+                        (dumps(dict(tags)), name))
+
+    def append_log(self, name: str, messages: builtins.list[tuple[float, str]]) -> None:
+        """Append ``(unix time, line)`` pairs to the job's log."""
+        if messages:
+            self.db.write(lambda c: c.executemany(
+                "INSERT INTO log_events (job_name, time, message) VALUES (?, ?, ?)",
+                [(name, t, m) for t, m in messages]))
+
+    def log_events(self, name: str, *, start: int = 0, limit: int = 1000
+                   ) -> tuple[builtins.list[LogEvent], int]:
+        """Return the job's log lines with ``seq >= start`` (at most ``limit``) and the
+        token to read on from (``start`` itself when there is nothing new)."""
+        rows = self.db.query(
+            "SELECT id, time, message FROM log_events WHERE job_name=? AND id>=? "
+            "ORDER BY id LIMIT ?", (name, int(start), int(limit)))
+        events = [LogEvent(r["id"], r["time"], r["message"]) for r in rows]
+        return events, (events[-1].seq + 1 if events else int(start))
+
     def log_epoch(self, name: str, epoch: int, logs: Mapping[str, Any]) -> None:
         """Record (or replace) the metrics of one epoch."""
         self.db.execute(
@@ -179,6 +267,7 @@ class TrainingJobs:
         )
         if not changed:
             raise RegistryError(f"no training job named {name!r}.")
+        self.set_secondary_status(name, status, failure_reason)
         return self.get(name)
 
     def clear_artifact(self, name: str) -> None:
@@ -216,6 +305,7 @@ class TrainingJobs:
             raise RegistryError(f"training job {name!r} is {job.status}; stop it first.")
         self.db.write(lambda c: (
             c.execute("DELETE FROM epoch_metrics WHERE job_name=?", (name,)),
+            c.execute("DELETE FROM log_events WHERE job_name=?", (name,)),
             c.execute("DELETE FROM training_jobs WHERE name=?", (name,)),
         ))
 
@@ -296,6 +386,19 @@ def track(jobs: TrainingJobs, name: str | None = None, **create: Any) -> Iterato
     tracker._exit(None, None)
 
 
+@contextmanager
+def attach(jobs: TrainingJobs, name: str) -> Iterator[JobTracker]:
+    """Yield a :class:`JobTracker` for the existing job ``name`` (created earlier, e.g. by a
+    process that started it in the background) and record how the block ended."""
+    tracker = JobTracker(jobs, jobs.get(name).name)
+    try:
+        yield tracker
+    except BaseException as exc:
+        tracker._exit(exc, exc.__traceback__)
+        raise
+    tracker._exit(None, None)
+
+
 class RegistryCallback:
     """A trainer callback logging each epoch to a job and stopping when a stop was asked.
 
@@ -311,4 +414,4 @@ class RegistryCallback:
         return self.job.stop_requested()
 
 
-__all__ = ["JobTracker", "RegistryCallback", "TrainingJobs", "process_alive", "track"]
+__all__ = ["JobTracker", "RegistryCallback", "TrainingJobs", "attach", "process_alive", "track"]

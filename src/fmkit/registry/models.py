@@ -31,11 +31,12 @@ class Models:
     ) -> Model:
         """Register the model folder ``artifact`` as ``name`` and return the record.
 
-        The path is stored absolute. With ``replace=False`` an existing name raises
-        ConfigError.
+        A local path is stored absolute; a URI (``s3://bucket/prefix``) as given. With
+        ``replace=False`` an existing name raises ConfigError.
         """
         check_name(name, what="model")
-        path = str(Path(artifact).expanduser().resolve())
+        text = str(artifact)
+        path = text if "://" in text else str(Path(artifact).expanduser().resolve())
         verb = "INSERT OR REPLACE" if replace else "INSERT"
 
         def insert(conn: sqlite3.Connection) -> None:

@@ -27,6 +27,11 @@ FINAL_STATUSES = (COMPLETED, FAILED, STOPPED)
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` follows SageMaker's rule for job, model and endpoint names."""
+    return isinstance(name, str) and _NAME.match(name) is not None
+
+
 def check_name(name: str, *, what: str = "job") -> str:
     """Return ``name`` if it is a valid SageMaker-style name, else raise ConfigError."""
     if not isinstance(name, str) or not _NAME.match(name):
@@ -83,6 +88,12 @@ class TrainingJob:
     tuning_job: str | None = None
     trial_number: int | None = None
     objective_value: float | None = None
+    secondary_status: str | None = None
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    source: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    request: dict[str, Any] | None = None
+    output_tarball: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -102,6 +113,10 @@ class TrainingJob:
             best_epoch=row["best_epoch"], pid=row["pid"], host=row["host"],
             tuning_job=row["tuning_job"], trial_number=row["trial_number"],
             objective_value=row["objective_value"],
+            secondary_status=row["secondary_status"],
+            transitions=loads(row["transitions"]) or [],
+            source=row["source"], tags=loads(row["tags"]) or {},
+            request=loads(row["request"]), output_tarball=row["output_tarball"],
         )
 
 
@@ -179,6 +194,8 @@ class Endpoint:
     config: dict[str, Any] = field(default_factory=dict)
     creation_time: float = 0.0
     last_modified_time: float = 0.0
+    failure_reason: str | None = None
+    model_name: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
@@ -187,4 +204,43 @@ class Endpoint:
             port=row["port"], pid=row["pid"], status=row["status"],
             config=loads(row["config"]) or {}, creation_time=row["creation_time"],
             last_modified_time=row["last_modified_time"],
+            failure_reason=row["failure_reason"], model_name=row["model_name"],
         )
+
+
+@dataclass(frozen=True)
+class TransformJob:
+    """One batch transform job: a model scoring every file of ``input`` into ``output``."""
+
+    name: str
+    status: str
+    model_dir: str
+    input: str
+    output: str
+    request: dict[str, Any]
+    summary: dict[str, Any]
+    start_time: float
+    end_time: float | None
+    failure_reason: str | None
+    pid: int | None = None
+    host: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> TransformJob:
+        return cls(
+            name=row["name"], status=row["status"], model_dir=row["model_dir"],
+            input=row["input"], output=row["output"], request=loads(row["request"]) or {},
+            summary=loads(row["summary"]) or {}, start_time=row["start_time"],
+            end_time=row["end_time"], failure_reason=row["failure_reason"], pid=row["pid"],
+            host=row["host"], source=row["source"],
+        )
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One line a job logged: ``seq`` orders a job's lines (a token for reading on)."""
+
+    seq: int
+    time: float
+    message: str

@@ -14,6 +14,7 @@ from fmkit.registry.home import fmkit_home, jobs_dir, registry_path
 from fmkit.registry.jobs import JobTracker, TrainingJobs, track
 from fmkit.registry.models import Models
 from fmkit.registry.records import Model
+from fmkit.registry.transform_jobs import TransformJobs
 from fmkit.registry.tuning_jobs import TuningJobs
 
 
@@ -34,6 +35,7 @@ class Registry:
     tuning : TuningJobs
     models : Models
     endpoints : Endpoints
+    transforms : TransformJobs
 
     Examples
     --------
@@ -54,6 +56,7 @@ class Registry:
         self.tuning = TuningJobs(self.db)
         self.models = Models(self.db)
         self.endpoints = Endpoints(self.db)
+        self.transforms = TransformJobs(self.db)
 
     @property
     def path(self) -> Path:
@@ -74,16 +77,19 @@ class Registry:
         log_file: str | None = None,
         tuning_job: str | None = None,
         trial_number: int | None = None,
+        **extra: Any,
     ) -> Iterator[JobTracker]:
         """Record a training job for the duration of a ``with`` block.
 
         The job is ``InProgress`` inside the block. Leaving it by an exception records
         ``Failed`` with the reason, by ``KeyboardInterrupt`` ``Stopped`` (both re-raised);
         call ``job.complete(metrics=..., artifact=..., status=...)`` to record the result.
+        ``extra`` takes the other fields of :meth:`TrainingJobs.create` (``source``,
+        ``tags``, ``secondary_status``...).
         """
         with track(self.jobs, name, hyperparameters=hyperparameters, channels=channels,
                    model_dir=model_dir, log_file=log_file, tuning_job=tuning_job,
-                   trial_number=trial_number) as job:
+                   trial_number=trial_number, **extra) as job:
             yield job
 
     def register_model(

@@ -1,0 +1,67 @@
+"""A job's log: every line fmkit logs while the job runs, kept in the registry.
+
+:class:`JobLogHandler` is attached to the ``fmkit`` logger for the duration of a job (in
+the process that runs it), so the CLI's terminal output, a background job's log and the
+local SageMaker API's CloudWatch stream are the same lines, ``#quality_metric`` ones
+included. Readers page through them with :func:`fmkit.jobs.training.log_events`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_FORMAT = logging.Formatter("%(message)s")
+
+
+class JobLogHandler(logging.Handler):
+    """Append each record's message to a job's log in the registry (and to ``on_log``).
+
+    A registry that cannot be written (locked for longer than its timeout) loses that line
+    with a debug message; logging never stops training.
+    """
+
+    def __init__(self, registry: Any, job_name: str,
+                 on_log: Callable[[str], None] | None = None) -> None:
+        super().__init__(logging.INFO)
+        self.registry = registry
+        self.job_name = job_name
+        self.on_log = on_log
+        self.setFormatter(_FORMAT)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+        except Exception:  # a bad format string in someone's log call
+            return
+        if self.on_log is not None:
+            self.on_log(message)
+        try:
+            self.registry.jobs.append_log(self.job_name, [(record.created, message)])
+        except Exception:  # noqa: BLE001 - the log must never break the job
+            logging.getLogger(__name__).debug("could not record a log line", exc_info=True)
+
+
+@contextmanager
+def capture(registry: Any, job_name: str,
+            on_log: Callable[[str], None] | None = None) -> Iterator[JobLogHandler]:
+    """Record fmkit's log lines into job ``job_name``'s log while the block runs."""
+    log = logging.getLogger("fmkit")
+    handler = JobLogHandler(registry, job_name, on_log)
+    log.addHandler(handler)
+    saved = log.level
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved)
+
+
+def record_line(registry: Any, job_name: str, message: str) -> None:
+    """Append one line to a job's log directly (lines of the service itself)."""
+    registry.jobs.append_log(job_name, [(time.time(), message)])
