@@ -47,13 +47,13 @@ def model_dir(tmp: Path) -> tuple[str, str]:
 
 
 def free_port() -> int:
-    from fmkit.serving.endpoints import free_port as fp
+    from fmkit.jobs.endpoints import free_port as fp
 
     return fp()
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
-    from fmkit.serving.endpoints import ping
+    from fmkit.jobs.endpoints import ping
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -94,7 +94,7 @@ def main() -> None:
     model, description = model_dir(tmp)
     mix = bodies()
     (tmp / "bodies.json").write_text(json.dumps(mix))
-    from fmkit.serving.endpoints import free_port
+    from fmkit.jobs.endpoints import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "fmkit", "serve", "--model-dir", model,

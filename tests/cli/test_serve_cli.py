@@ -10,7 +10,8 @@ import pytest
 from helpers.cli import run_cli as run
 from inference.toy import ITEMS, make_artifact
 
-from fmkit.artifact import load, save
+from fmkit.artifact import save
+from fmkit.model_store import load_model as load
 from fmkit.io.protobuf import encode_batch
 from fmkit.sparse import SparseBatch
 
@@ -112,7 +113,7 @@ def test_deploy_list_delete(capsys, model_dir):
     finally:
         code, out, _ = run(capsys, "endpoints", "delete", "toy-1")
     assert code == 0 and "deleted endpoint toy-1" in out
-    from fmkit.serving.endpoints import ping
+    from fmkit.jobs.endpoints import ping
 
     assert not ping(record["url"], timeout_s=0.5)
     code, out, _ = run(capsys, "endpoints", "list", "--json")

@@ -162,3 +162,18 @@ def test_container_runs_are_recorded_like_any_other(tmp_path, channels):
     assert job.status == "Completed" and job.source == "container"
     assert (paths.model_dir / "model_algo-1").is_file()
     assert (paths.model_dir / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_cli_detach_starts_a_background_job(channels, tmp_path, capsys):
+    from fmkit.cli import main
+
+    main(["train", "--train", channels["train"], "--model-dir", str(tmp_path / "d"),
+          "--predictor-type", "regressor", "--epochs", "2", "--name", "detached-1",
+          "--detach"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["job_name"] == "detached-1" and out["status"] == "InProgress"
+    reg = Registry()
+    done = _wait(lambda: (j := training.describe("detached-1", registry=reg)).status
+                 != "InProgress" and j)
+    assert done.status == "Completed" and done.source == "cli"

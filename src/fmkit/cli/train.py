@@ -118,6 +118,9 @@ def register(app: typer.Typer) -> None:
         distribution: str = typer.Option(
             "FullyReplicated", "--distribution", help="How workers share a channel: "
             "FullyReplicated (row ranges) or ShardedByS3Key (whole files)."),
+        detach: bool = typer.Option(
+            False, "--detach", help="Run the job in a background process and return at once; "
+            "follow it with fmkit jobs describe NAME."),
         worker_timeout: float = typer.Option(
             300.0, "--worker-timeout", help="Seconds a worker waits for its peers before the "
             "job fails (multi-process only)."),
@@ -135,6 +138,12 @@ def register(app: typer.Typer) -> None:
             stream=stream, max_run_seconds=max_run_seconds, instance_count=instance_count,
             distribution=distribution, worker_timeout_s=worker_timeout, progress=progress,
             source="cli")
+        if detach:
+            job = training.start(request)
+            print(json.dumps({"job_name": job.name, "status": job.status,
+                              "secondary_status": job.secondary_status,
+                              "model_dir": model_dir}, indent=2))
+            return
         started = time.time()
         job = training.run(request, environ=os.environ)
         if job is None:  # a torchrun rank other than 0: rank 0 prints the summary
