@@ -183,7 +183,9 @@ def test_two_hosts_train_together_and_the_first_writes_the_model(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert (roots[0].model_dir / "model_algo-1").is_file()
     assert not (roots[1].model_dir / "model_algo-1").exists()
-    assert "host algo-2 is worker 1 of 2" not in outs[0]
+    # each host joined as its own rank (the ranks come from resourceconfig.json's order)
+    assert "host algo-1 is worker 0 of 2" in outs[0]
+    assert "host algo-2 is worker 1 of 2" in outs[1]
     metrics = json.loads((roots[0].model_dir / "metrics.json").read_text())
     single, _ = _root(tmp_path / "single", data=data)
     assert _run(single) == 0

@@ -163,5 +163,10 @@ def test_jobs_are_recorded_in_the_registry(prepared, tmp_path, capsys):
     failed = reg.jobs.get("ml-job-2")
     assert failed.status == "Failed" and "0 or 1" in failed.failure_reason
     assert reg.jobs.get("ml-job-3").status == "Stopped"
-    assert [m.name for m in reg.models.list()] >= ["ml-job-1"]
+    # the completed and the stopped job registered their models; the failed one did not
+    models = {m.name: m for m in reg.models.list()}
+    assert sorted(models) == ["ml-job-1", "ml-job-3"]
+    assert models["ml-job-1"].artifact == str(tmp_path / "m")
+    assert models["ml-job-3"].artifact == str(tmp_path / "m3")
+    assert models["ml-job-3"].training_job == "ml-job-3"
     assert len(reg.jobs.epochs("ml-job-1")) == 2

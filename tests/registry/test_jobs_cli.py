@@ -55,6 +55,30 @@ def test_stop_accepts_tuning_jobs_and_flags_dead_processes(
     assert "InProgress (process gone)" in out
 
 
+def test_jobs_list_says_how_many_trials_it_hides(capsys: pytest.CaptureFixture[str]) -> None:
+    reg = Registry()
+    reg.tuning.create("tj", objective_metric="test:rmse", direction="minimize",
+                      strategy="bayesian", ranges={}, max_jobs=3, max_parallel_jobs=1)
+    _, out, _ = _run(["jobs", "list"], capsys)
+    assert out.strip() == "no training jobs"  # nothing hidden: no footer
+    for n in (1, 2, 3):
+        reg.jobs.create(f"tj-00{n}", tuning_job="tj", trial_number=n)
+    reg.jobs.finish("tj-001", status="Completed")
+    _, out, _ = _run(["jobs", "list"], capsys)
+    assert out.strip() == "no training jobs (3 tuning trials hidden; --trials shows them)"
+    reg.jobs.create("solo")
+    _, out, _ = _run(["jobs", "list"], capsys)
+    lines = out.strip().splitlines()
+    assert "solo" in out and "tj-00" not in "\n".join(lines[:-1])
+    assert lines[-1] == "3 tuning trials hidden; --trials shows them"
+    # the count follows --status; --trials and --tuning-job show them, without a footer
+    _, out, _ = _run(["jobs", "list", "--status", "Completed"], capsys)
+    assert out.strip() == "no training jobs (1 tuning trial hidden; --trials shows them)"
+    for args in (["--trials"], ["--tuning-job", "tj"]):
+        _, out, _ = _run(["jobs", "list", *args], capsys)
+        assert "tj-003" in out and "hidden" not in out
+
+
 def test_unknown_names_and_statuses_are_one_line_errors(
         capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["jobs", "describe", "ghost"], capsys)

@@ -85,6 +85,8 @@ def test_tune_then_inspect(tmp_path: Path, channels: tuple[str, str],
          "is not emitted by predictor_type='binary_classifier'"),
         (None, ["--objective", "test:accuracy"], "unknown objective metric"),
         (None, ["--num-factorz", "3"], "unknown option or hyperparameter '--num-factorz'"),
+        (None, ["--strategy", "hyperband", "--validation-fraction", "1"],
+         "validation_fraction must be a number between 0 and 1"),
     ],
 )
 def test_bad_input_is_one_line_before_any_trial(
@@ -105,3 +107,18 @@ def test_missing_test_channel_is_refused_before_reading_data(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["tune", "--train", str(tmp_path / "nowhere"), *FIXED], capsys)
     assert code == 2 and "needs a test channel" in err
+
+
+def test_hyperband_without_validation_holds_out_train(
+        channels: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    train, test = channels
+    code, out, err = _run(["tune", "--train", train, "--test", test, "--max-jobs", "2",
+                           "--strategy", "hyperband", "--validation-fraction", "0.2",
+                           "--name", "cli-hb", *FIXED], capsys)
+    assert code == 0, err
+    job = Registry().tuning.get("cli-hb")
+    assert job.channels["test"] == test
+    assert job.channels["validation"] == ("held out of train: 140 of 700 rows "
+                                          "(validation_fraction 0.2, seed 0)")
+    assert "validation=held out of train: 140 of 700 rows" in _run(
+        ["jobs", "describe", "cli-hb-001"], capsys)[1]

@@ -63,6 +63,8 @@ def _tuner(reg: Registry, **kw: object) -> Tuner:
          "includes values <= 0"),
         ({"ranges": {"factors_init_method": CategoricalParameter(["normal", "uniform"])}},
          "factors_init_method='uniform' with the fixed hyperparameters is not a valid job"),
+        ({"validation_fraction": 1.0}, "validation_fraction must be a number between 0 and 1"),
+        ({"validation_fraction": 0}, "validation_fraction must be a number between 0 and 1"),
     ],
 )
 def test_bad_settings_fail_before_any_trial(tmp_path: Path, data: tuple[SparseBatch, SparseBatch],
@@ -149,12 +151,13 @@ def test_max_run_seconds_stops_trials_and_keeps_the_best_model(
         tmp_path: Path, data: tuple[SparseBatch, SparseBatch]) -> None:
     reg = Registry(tmp_path)
     base = {**BASE, "epochs": 100000}
-    started = time.perf_counter()
     result = _tuner(reg, base=base, max_run_seconds=1.5, name="budget").fit(*data)
-    assert time.perf_counter() - started < 30
     assert result.status == "Stopped"
+    # the one running trial stopped early, kept its model, and no other trial started
     assert [t.status for t in result.trials] == ["Stopped"]
     assert result.trials[0].objective_value is not None
+    assert 1 <= len(reg.jobs.epochs("budget-001")) < 100000
+    assert [t.name for t in reg.tuning.trials("budget")] == ["budget-001"]
     job = reg.tuning.get("budget")
     assert job.status == "Stopped" and "max_run_seconds" in (job.failure_reason or "")
     assert Path(reg.models.get("budget").artifact, "weights.npz").is_file()
@@ -227,8 +230,11 @@ def test_hyperband_in_worker_processes(tmp_path: Path,
     for t in pruned:
         assert "pruned after epoch" in (t.failure_reason or "")
         assert len(reg.jobs.epochs(t.name)) < 9
-    # per-epoch objective was computed (the test channel stands in for validation)
+    # per-epoch objective was computed on rows held out of train, never on the test channel
     assert "validation:rmse" in reg.jobs.epochs(trials[0].name)[0]
+    assert result.validation_fraction == 0.1
+    assert reg.tuning.get("hb").channels["validation"].startswith("held out of train: 100 of "
+                                                                  "1000 rows")
     assert all(t.log_file and Path(t.log_file).is_file() for t in trials)
     assert result.best_trial is not None and result.best_trial.status == "Completed"
 
@@ -264,3 +270,82 @@ def test_baseline_trial_is_never_pruned(tmp_path: Path, data: tuple[SparseBatch,
     assert len(reg.jobs.epochs("base-001")) == 5
     assert [len(reg.jobs.epochs(f"base-00{i}")) for i in (2, 3)] == [1, 1]
     assert result.best_trial is not None and result.best_trial.number == 1
+
+
+def test_hold_out_is_seeded_disjoint_and_complete(data: tuple[SparseBatch, SparseBatch]) -> None:
+    from fmkit.tuning.holdout import hold_out
+
+    train = data[0]
+    fit_part, held, info = hold_out(train, 0.1, seed=3)
+    assert (info.validation_rows, info.train_rows) == (100, 900)
+    assert (fit_part.n_rows, held.n_rows) == (900, 100)
+    again = hold_out(train, 0.1, seed=3)[1]
+    assert np.array_equal(again.indices, held.indices)
+    other = hold_out(train, 0.1, seed=4)[1]
+    assert not np.array_equal(other.labels, held.labels)
+    # every train row is in exactly one part (rows are told apart by their entries)
+    def rows(batch: SparseBatch) -> list[tuple[int, ...]]:
+        return [tuple(batch.indices[batch.offsets[i]:batch.offsets[i + 1]].tolist())
+                + (float(batch.labels[i]),) for i in range(batch.n_rows)]
+    assert sorted(rows(fit_part) + rows(held)) == sorted(rows(train))
+    with pytest.raises(DataError, match="leaves 0 for validation"):
+        hold_out(train.slice(0, 4), 0.1, seed=0)
+
+
+@pytest.mark.parametrize("settings", [{"strategy": "hyperband"},
+                                      {"strategy": "random", "early_stopping": "Auto"}])
+def test_pruning_without_validation_holds_out_train_not_test(
+        tmp_path: Path, data: tuple[SparseBatch, SparseBatch], settings: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    from fmkit.tuning.holdout import hold_out
+
+    # the pruner is asked every epoch but prunes nothing: every trial runs in full
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: False)
+    reg = Registry(tmp_path)
+    train, test = data
+    result = _tuner(reg, max_jobs=2, keep_models="all", name="ho", validation_fraction=0.2,
+                    **settings).fit(train, test, channels={"train": "t.rec", "test": "s.rec"})
+    assert result.validation_fraction == 0.2
+    channels = reg.tuning.get("ho").channels
+    assert channels["train"] == "t.rec" and channels["test"] == "s.rec"
+    assert channels["validation"] == ("held out of train: 200 of 1000 rows "
+                                      "(validation_fraction 0.2, seed 1)")
+    fit_part, held, _ = hold_out(train, 0.2, seed=1)
+    for trial in reg.tuning.trials("ho"):
+        assert trial.status == "Completed"
+        assert trial.channels["validation"] == channels["validation"]
+        scores = Predictor.load(trial.artifact).predict_scores
+        last = reg.jobs.epochs(trial.name)[-1]
+        # validation:* is the held-out rows' value; test:* the test channel's, nothing else
+        assert last["validation:rmse"] == pytest.approx(rmse(held.labels, scores(held)),
+                                                        rel=1e-4)
+        assert last["validation:rmse"] != pytest.approx(rmse(test.labels, scores(test)),
+                                                        rel=1e-3)
+        assert trial.final_metrics["test:rmse"] == pytest.approx(
+            rmse(test.labels, scores(test)), rel=1e-4)
+        assert trial.objective_value == trial.final_metrics["test:rmse"]
+
+
+def test_no_hold_out_with_a_validation_channel_or_without_pruning(
+        tmp_path: Path, data: tuple[SparseBatch, SparseBatch]) -> None:
+    reg = Registry(tmp_path)
+    train, test = data
+    given = _tuner(reg, max_jobs=1, strategy="hyperband", name="given").fit(
+        train.slice(0, 800), test, validation=train.slice(800, 1000))
+    assert given.validation_fraction is None
+    assert "validation" not in reg.tuning.get("given").channels
+    assert "validation:rmse" in reg.jobs.epochs("given-001")[0]
+    plain = _tuner(reg, max_jobs=1, name="plain").fit(train, test)
+    assert plain.validation_fraction is None
+    assert "validation" not in reg.tuning.get("plain").channels
+    assert not any(k.startswith("validation:") for k in reg.jobs.epochs("plain-001")[0])
+
+
+def test_too_small_a_train_for_the_hold_out_fails_before_any_trial(
+        tmp_path: Path, data: tuple[SparseBatch, SparseBatch]) -> None:
+    reg = Registry(tmp_path)
+    with pytest.raises(DataError, match="validation_fraction=0.1 of the 4 train rows"):
+        _tuner(reg, strategy="hyperband", name="tiny").fit(data[0].slice(0, 4), data[1])
+    assert reg.tuning.list() == [] and reg.jobs.list() == []

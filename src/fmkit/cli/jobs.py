@@ -183,17 +183,24 @@ def register(app: typer.Typer) -> None:
 
         if status is not None and status not in STATUSES:
             raise ConfigError(f"--status must be one of {', '.join(STATUSES)}; got {status!r}.")
-        found = _registry().jobs.list(status=status, tuning_job=tuning_job,
-                                      include_trials=trials, limit=limit or None)
+        reg = _registry()
+        found = reg.jobs.list(status=status, tuning_job=tuning_job,
+                              include_trials=trials, limit=limit or None)
         if as_json:
             typer.echo(json.dumps([_job_dict(j) for j in found], indent=2))
             return
+        hidden = 0 if trials or tuning_job is not None else sum(
+            1 for j in reg.jobs.list(status=status) if j.tuning_job is not None)
+        footer = (f"{hidden} tuning trial{'s' if hidden != 1 else ''} hidden; --trials "
+                  "shows them") if hidden else ""
         if not found:
-            typer.echo("no training jobs")
+            typer.echo("no training jobs" + (f" ({footer})" if footer else ""))
             return
         typer.echo(table(["name", "status", "started (UTC)", "time", "metric"],
                          [[j.name, _status(j), format_time(j.start_time),
                            _duration(j.seconds), _headline(j)] for j in found]))
+        if footer:
+            typer.echo(f"\n{footer}")
 
     @jobs.command("describe")
     def jobs_describe(

@@ -67,6 +67,9 @@ def register(app: typer.Typer) -> None:
         include_defaults: bool = typer.Option(
             False, "--include-defaults", help="Make trial 1 the untuned configuration, so the "
             "result is never worse than the defaults."),
+        validation_fraction: float = typer.Option(
+            0.1, "--validation-fraction", help="Without --validation, the share of train held "
+            "out as validation for hyperband / --early-stopping Auto."),
     ) -> None:
         """Tune hyperparameters; register the best trial's model under the job name."""
         from fmkit.cli.jobs import describe_tuning_job
@@ -84,6 +87,7 @@ def register(app: typer.Typer) -> None:
             max_parallel_jobs=max_parallel_jobs, early_stopping=early_stopping, name=name,
             max_run_seconds=max_run_seconds, seed=seed, keep_models=keep_models,
             include_defaults=include_defaults, defaults=chosen, content_type=content_type,
+            validation_fraction=validation_fraction,
             vocabulary=vocabulary, source="cli")
         registry = Registry()
         job = service.run(request, registry=registry)

@@ -48,6 +48,7 @@ class TuningRequest:
     keep_models: str = "best"
     include_defaults: bool = False
     defaults: str = "fmkit"
+    validation_fraction: float = 0.1  # held out of train when pruning needs it
     content_type: str | None = None
     vocabulary: str | None = None
     trial_output_tarballs: str | None = None
@@ -101,6 +102,7 @@ def _tuner(request: TuningRequest, registry: Any) -> Any:
                   max_run_seconds=request.max_run_seconds, seed=request.seed,
                   keep_models=request.keep_models, early_stopping=request.early_stopping,
                   defaults=request.defaults, include_defaults=request.include_defaults,
+                  validation_fraction=request.validation_fraction,
                   use_processes=True, registry=registry)
     # settings are checked before any data is read, and again with the data in fit()
     tuner.check(has_test="test" in specs, has_validation="validation" in specs)

@@ -220,17 +220,29 @@ class Database:
 
     def _init_schema(self) -> None:
         def create(conn: sqlite3.Connection) -> None:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"the registry {self.path} has schema version {version}, newer than this "
-                    f"fmkit's {SCHEMA_VERSION}; upgrade fmkit or set FMKIT_HOME to another folder."
-                )
-            if 0 < version < SCHEMA_VERSION:
-                _add_columns(conn)
-            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-            if version < SCHEMA_VERSION:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # one write transaction from reading the version to setting it: processes that
+            # open an older registry at once upgrade it once (no "duplicate column name")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise RegistryError(
+                        f"the registry {self.path} has schema version {version}, newer than "
+                        f"this fmkit's {SCHEMA_VERSION}; upgrade fmkit or set FMKIT_HOME to "
+                        "another folder."
+                    )
+                if 0 < version < SCHEMA_VERSION:
+                    _add_columns(conn)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                if version < SCHEMA_VERSION:
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
         def wal(conn: sqlite3.Connection) -> None:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]

@@ -202,16 +202,18 @@ def check_ranges(ranges: Mapping[str, Parameter], *, where: str = "ranges") -> N
             raise ConfigError(f"{where}: {name!r} cannot be tuned; set it as a fixed "
                               "hyperparameter instead.")
         if isinstance(rng, ContinuousParameter) and param.kind is not float:
+            use = "IntegerParameterRanges" if param.kind is int else \
+                "CategoricalParameterRanges"
             raise ConfigError(
                 f"{where}: {name!r} is {'an int' if param.kind is int else 'not a float'}; "
-                f"use {'IntegerParameterRanges' if param.kind is int else 'CategoricalParameterRanges'}"
-                " for it, not ContinuousParameterRanges."
+                f"use {use} for it, not ContinuousParameterRanges."
             )
         if isinstance(rng, IntegerParameter) and param.kind is not int:
+            use = "ContinuousParameterRanges" if param.kind is float else \
+                "CategoricalParameterRanges"
             raise ConfigError(
-                f"{where}: {name!r} is not an int; use "
-                f"{'ContinuousParameterRanges' if param.kind is float else 'CategoricalParameterRanges'}"
-                " for it, not IntegerParameterRanges."
+                f"{where}: {name!r} is not an int; use {use} for it, not "
+                "IntegerParameterRanges."
             )
         if not isinstance(rng, (ContinuousParameter, IntegerParameter, CategoricalParameter)):
             raise ConfigError(f"{where}: the range of {name!r} must be a ContinuousParameter, "

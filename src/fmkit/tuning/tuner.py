@@ -7,35 +7,39 @@ fixed ones overlaid with values drawn from the ranges:
 - ``strategy='bayesian'``: Optuna's TPE sampler;
 - ``strategy='random'``: uniform sampling (in each range's scale);
 - ``strategy='hyperband'``: TPE plus Optuna's Hyperband pruner on the per-epoch objective
-  (computed on the validation channel, or on the test channel when there is none); pruned
-  trials end ``Stopped`` with the reason.
+  (computed on the validation channel, or, without one, on a ``validation_fraction`` of the
+  train rows held out of training; never on the test channel); pruned trials end
+  ``Stopped`` with the reason.
 
 Everything is validated before the first trial: ranges, the fixed hyperparameters (and
 every range bound combined with them), the objective (the predictor type must emit it and its
 channel must be given), the direction and the name. A trial that fails is recorded
 ``Failed`` and the job goes on. The best trial's model is kept (the others are deleted unless
 ``keep_models='all'``) and registered as a model named after the tuning job.
+
+The parts live beside this module: :mod:`~fmkit.tuning.objective` (objective and direction),
+:mod:`~fmkit.tuning.study` (sampler and pruner), :mod:`~fmkit.tuning.holdout` (validation
+held out of train), :mod:`~fmkit.tuning.runner` (scheduling and recording trials) and
+:mod:`~fmkit.tuning.results`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import shutil
-import threading
-import time
-import warnings
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from fmkit.config import HYPERPARAMETERS, FMConfig
 from fmkit.errors import ConfigError, DataError
-from fmkit.metrics import DIRECTIONS, metric_names
-from fmkit.registry.records import COMPLETED, FAILED, STOPPED, check_tuning_job_name
+from fmkit.registry.records import FAILED, STOPPED, check_tuning_job_name
 from fmkit.sparse import SparseBatch
+from fmkit.tuning.holdout import check_fraction, hold_out
+from fmkit.tuning.objective import (
+    CHANNELS,
+    default_objective,
+    parse_objective,
+    resolve_direction,
+)
 from fmkit.tuning.presets import fm_preset_ranges
 from fmkit.tuning.ranges import (
     CategoricalParameter,
@@ -44,93 +48,13 @@ from fmkit.tuning.ranges import (
     Parameter,
     check_ranges,
     ranges_to_json,
-    suggest,
 )
-from fmkit.tuning.worker import (
-    CONTINUE,
-    PRUNE,
-    STOP,
-    InlineWorker,
-    ProcessWorker,
-    TrialData,
-    TrialOutcome,
-    TrialSpec,
-)
+from fmkit.tuning.results import Trial, TuningResult
+from fmkit.tuning.runner import TuningRun
+from fmkit.tuning.study import STRATEGIES, create_study, default_point, needs_per_epoch_values
+from fmkit.tuning.worker import TrialData
 
 logger = logging.getLogger(__name__)
-
-STRATEGIES = ("bayesian", "random", "hyperband")
-CHANNELS = ("test", "validation", "train")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One finished trial."""
-
-    number: int
-    training_job: str
-    status: str  # Completed | Stopped | Failed
-    hyperparameters: dict[str, Any]  # the tuned values only
-    objective_value: float | None
-    metrics: dict[str, float]
-    seconds: float
-    failure_reason: str | None = None
-    model_dir: str | None = None
-
-
-@dataclass
-class TuningResult:
-    """What :meth:`Tuner.fit` returns."""
-
-    name: str
-    objective_metric: str
-    direction: str
-    status: str
-    trials: list[Trial] = field(default_factory=list)
-    best_trial: Trial | None = None
-    model_name: str | None = None
-
-    @property
-    def best_hyperparameters(self) -> dict[str, Any]:
-        """The tuned values of the best trial (empty when no trial produced a value)."""
-        return dict(self.best_trial.hyperparameters) if self.best_trial else {}
-
-    @property
-    def best_value(self) -> float | None:
-        return self.best_trial.objective_value if self.best_trial else None
-
-    @property
-    def best_model_dir(self) -> str | None:
-        return self.best_trial.model_dir if self.best_trial else None
-
-
-def parse_objective(objective: str, predictor_type: str) -> tuple[str, str]:
-    """Split ``'test:rmse'`` into (channel, metric) and check the predictor type emits it."""
-    channel, sep, metric = str(objective).partition(":")
-    emitted = metric_names(predictor_type)
-    allowed = ", ".join(f"test:{m}" for m in emitted)
-    if not sep or channel not in CHANNELS:
-        raise ConfigError(
-            f"objective metric {objective!r} is not '<channel>:<metric>' with channel test, "
-            f"validation or train; for predictor_type={predictor_type!r} use one of {allowed}."
-        )
-    if metric not in DIRECTIONS:
-        raise ConfigError(f"unknown objective metric {objective!r}; for predictor_type="
-                          f"{predictor_type!r} use one of {allowed}.")
-    if metric not in emitted:
-        raise ConfigError(f"objective metric {objective!r} is not emitted by predictor_type="
-                          f"{predictor_type!r}; it emits {allowed}.")
-    return channel, metric
-
-
-def resolve_direction(metric: str, direction: str | None) -> str:
-    """Return 'minimize' or 'maximize': ``direction`` checked, or the metric's own."""
-    if direction is None:
-        return DIRECTIONS[metric]
-    d = str(direction).strip().lower()
-    if d not in ("minimize", "maximize"):
-        raise ConfigError(f"direction must be 'minimize' or 'maximize'; got {direction!r}.")
-    return d
 
 
 def _base_values(base: Any, defaults: str) -> tuple[dict[str, Any], str]:
@@ -206,6 +130,13 @@ class Tuner:
         Make trial 1 the untuned configuration (the default value of every tuned
         hyperparameter that lies inside its range), so the result is never worse than it;
         that trial is never pruned.
+    validation_fraction : float, default=0.1
+        When pruning needs per-epoch values (``strategy='hyperband'`` or
+        ``early_stopping='Auto'``) and no validation channel is given: the fraction of the
+        train rows held out as validation (drawn with ``seed``, the same rows for every
+        trial). Trials train on the other rows; ``validation:*`` metrics are computed on the
+        held-out rows; ``test:*`` ones only ever on the test channel. Recorded on the tuning
+        job (its ``validation`` channel) and on :class:`TuningResult`.
 
     Examples
     --------
@@ -234,6 +165,7 @@ class Tuner:
         early_stopping: str = "Off",
         defaults: str = "fmkit",
         include_defaults: bool = False,
+        validation_fraction: float = 0.1,
     ) -> None:
         self.base = base
         self.ranges = ranges
@@ -251,6 +183,7 @@ class Tuner:
         self.early_stopping = early_stopping
         self.defaults = defaults
         self.include_defaults = include_defaults
+        self.validation_fraction = validation_fraction
 
     # ------------------------------------------------------------------ validation
     def check(self, *, has_test: bool = True, has_validation: bool = False) -> dict[str, Any]:
@@ -290,9 +223,7 @@ class Tuner:
                 except ConfigError as exc:
                     raise ConfigError(f"ranges: {rname}={point!r} with the fixed "
                                       f"hyperparameters is not a valid job: {exc}") from None
-        objective = self.objective_metric_name or (
-            "test:rmse" if predictor_type == "regressor"
-            else "test:binary_classification_accuracy")
+        objective = self.objective_metric_name or default_objective(predictor_type)
         channel, metric = parse_objective(objective, predictor_type)
         direction = resolve_direction(metric, self.direction)
         strategy = str(self.strategy).strip().lower()
@@ -313,6 +244,7 @@ class Tuner:
                               f"{self.max_run_seconds!r}.")
         if self.keep_models not in ("best", "all"):
             raise ConfigError(f"keep_models must be 'best' or 'all'; got {self.keep_models!r}.")
+        check_fraction(self.validation_fraction)
         if channel == "test" and not has_test:
             raise ConfigError(f"objective {objective!r} needs a test channel; pass test data.")
         if channel == "validation" and not has_validation:
@@ -349,7 +281,8 @@ class Tuner:
         ----------
         train, test, validation : SparseBatch
             The channels every trial uses; ``test`` is scored after each trial (SageMaker's
-            ``test:*`` objectives), ``validation`` after every epoch.
+            ``test:*`` objectives), ``validation`` after every epoch. Without ``validation``,
+            pruning strategies hold ``validation_fraction`` of ``train`` out as validation.
         vocabulary : Vocabulary or dict, optional
             Stored with every trial's model.
         channels : mapping, optional
@@ -360,8 +293,6 @@ class Tuner:
         ConfigError, DataError
             Before any trial runs, for any invalid setting.
         """
-        import optuna
-
         from fmkit.registry import Registry
 
         plan = self._validated(train, test, validation)
@@ -373,25 +304,16 @@ class Tuner:
             raise ConfigError(f"a model named {self.name!r} already exists; choose another "
                               "tuning job name.")
         direction = plan["direction"]
-        pruning = plan["strategy"] == "hyperband" or plan["early"] == "Auto"
-        per_epoch = validation if validation is not None else (test if pruning else None)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        if plan["strategy"] == "random":
-            sampler: Any = optuna.samplers.RandomSampler(seed=self.seed)
-        else:
-            with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna
-                warnings.simplefilter("ignore")
-                sampler = optuna.samplers.TPESampler(
-                    seed=self.seed, n_startup_trials=min(10, max(2, self.max_jobs // 3)),
-                    multivariate=True)
-        if plan["strategy"] == "hyperband":
-            pruner: Any = optuna.pruners.HyperbandPruner(
-                min_resource=1, max_resource=max(1, plan["epochs"]), reduction_factor=3)
-        elif plan["early"] == "Auto":
-            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-        else:
-            pruner = optuna.pruners.NopPruner()
-        study = optuna.create_study(direction=direction, sampler=sampler, pruner=pruner)
+        per_epoch = needs_per_epoch_values(plan["strategy"], plan["early"])
+        recorded = dict(channels or {})
+        held = None
+        if per_epoch and validation is None:  # pruning on the test channel would select on it
+            train, validation, held = hold_out(train, self.validation_fraction, self.seed)
+            recorded["validation"] = held.describe()
+            logger.info("validation for pruning: %s", held.describe())
+        study = create_study(strategy=plan["strategy"], early_stopping=plan["early"],
+                             direction=direction, seed=self.seed, max_jobs=self.max_jobs,
+                             epochs=plan["epochs"])
         if self.include_defaults:
             first = default_point(plan["ranges"], plan["base_config"])
             if first:
@@ -399,15 +321,17 @@ class Tuner:
         record = registry.tuning.create(
             self.name, objective_metric=plan["objective"], direction=direction,
             strategy=plan["strategy"], ranges=ranges_to_json(plan["ranges"]),
-            static_hyperparameters=plan["fixed"], channels=dict(channels or {}),
+            static_hyperparameters=plan["fixed"], channels=recorded,
             max_jobs=self.max_jobs, max_parallel_jobs=self.max_parallel_jobs,
         )
         name = record.name
         logger.info("tuning job %s: %d trials (%d at a time), %s %s, strategy %s", name,
                     self.max_jobs, self.max_parallel_jobs, direction, plan["objective"],
                     plan["strategy"])
-        run = _Run(self, plan, registry, study, name, per_epoch, record.channels)
-        data = TrialData(train=train, test=test, validation=per_epoch, vocabulary=vocabulary)
+        run = TuningRun(self, plan, registry, study, name, validation is not None,
+                        record.channels,
+                        validation_fraction=None if held is None else held.fraction)
+        data = TrialData(train=train, test=test, validation=validation, vocabulary=vocabulary)
         processes = self.use_processes if self.use_processes is not None else \
             self.max_parallel_jobs > 1
         try:
@@ -430,237 +354,8 @@ class Tuner:
         return True
 
 
-class _Run:
-    """The state of one running tuning job, shared by its worker threads."""
-
-    def __init__(self, tuner: Tuner, plan: dict[str, Any], registry: Any, study: Any,
-                 name: str, per_epoch: Any, channels: dict[str, Any]) -> None:
-        self.tuner = tuner
-        self.plan = plan
-        self.registry = registry
-        self.study = study
-        self.name = name
-        self.channels = channels  # the tuning job's, recorded on every trial
-        self.per_epoch_metric = (f"validation:{plan['metric']}"
-                                 if per_epoch is not None else None)
-        self.lock = threading.Lock()
-        self.next_number = 0
-        self.trials: list[Trial] = []
-        self.best: Trial | None = None
-        self.started = time.monotonic()
-        self.deadline = (self.started + tuner.max_run_seconds
-                         if tuner.max_run_seconds is not None else None)
-        self.stop_event = threading.Event()
-        self.stop_reason: str | None = None
-
-    # --------------------------------------------------------------- scheduling
-    def execute(self, data: TrialData, *, processes: bool) -> None:
-        n = self.tuner.max_parallel_jobs
-        threads = max(1, (os.cpu_count() or 1) // n)
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="fmkit-tune") as pool:
-            futures = [pool.submit(self._slot, data, processes, threads) for _ in range(n)]
-            try:
-                while not all(f.done() for f in futures):
-                    time.sleep(0.2)
-                    self._check_stop()
-            except KeyboardInterrupt:
-                # running trials stop after their current epoch and keep their models
-                self._request_stop("interrupted (Ctrl-C)")
-            for f in futures:
-                f.result()
-
-    def _check_stop(self) -> None:
-        if self.stop_event.is_set():
-            return
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self._request_stop(f"max_run_seconds={self.tuner.max_run_seconds:g} reached")
-        elif self.registry.tuning.stop_requested(self.name):
-            self._request_stop("stopped by user")
-
-    def _request_stop(self, reason: str) -> None:
-        if not self.stop_event.is_set():
-            self.stop_reason = reason
-            self.stop_event.set()
-            logger.info("tuning job %s stopping: %s", self.name, reason)
-
-    def _slot(self, data: TrialData, processes: bool, threads: int) -> None:
-        worker: Any = None
-        if not processes:  # trials in this thread: its numba CPU steps get its share
-            from fmkit.engine.cpu_kernel import limit_threads
-
-            limit_threads(threads)
-        try:
-            while True:
-                self._check_stop()
-                with self.lock:
-                    if self.stop_event.is_set() or self.next_number >= self.tuner.max_jobs:
-                        return
-                    number = self.next_number
-                    self.next_number += 1
-                    trial = self.study.ask()
-                    values = {k: suggest(trial, k, r) for k, r in self.plan["ranges"].items()}
-                if worker is None or not worker.alive:
-                    if worker is not None:
-                        worker.close()
-                    worker = ProcessWorker(data, torch_threads=threads) if processes \
-                        else InlineWorker(data)
-                self._run_trial(worker, trial, number, values)
-        finally:
-            if worker is not None:
-                worker.close()
-
-    # --------------------------------------------------------------- one trial
-    def _run_trial(self, worker: Any, trial: Any, number: int, values: dict[str, Any]) -> None:
-        registry = self.registry
-        job_name = f"{self.name}-{number + 1:03d}"
-        job_dir = registry.job_dir(job_name)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        model_dir = str(job_dir / "model")
-        log_file = str(job_dir / "train.log") if isinstance(worker, ProcessWorker) else None
-        hyperparameters = {**self.plan["fixed"], **values}
-        registry.jobs.create(job_name, hyperparameters=hyperparameters,
-                             channels=self.channels,
-                             model_dir=model_dir, log_file=log_file, tuning_job=self.name,
-                             trial_number=number + 1)
-        remaining = None
-        if self.deadline is not None:
-            remaining = max(0.01, self.deadline - time.monotonic())
-        spec = TrialSpec(number=number + 1, job_name=job_name, hyperparameters=hyperparameters,
-                         model_dir=model_dir, log_file=log_file, max_run_seconds=remaining,
-                         defaults=self.plan["defaults"])
-        baseline = self.tuner.include_defaults and number == 0
-        pretty = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-        logger.info("trial %s: %s", job_name, pretty)
-
-        def on_epoch(epoch: int, logs: dict[str, float]) -> str:
-            registry.jobs.log_epoch(job_name, epoch, logs)
-            if self.per_epoch_metric is not None and self.per_epoch_metric in logs:
-                value = logs[self.per_epoch_metric]
-                if math.isfinite(value):
-                    with self.lock:
-                        trial.report(value, epoch)
-                        # the baseline trial (include_defaults) always runs in full
-                        if not baseline and trial.should_prune():
-                            return PRUNE
-            if self.stop_event.is_set() or registry.jobs.stop_requested(job_name):
-                return STOP
-            return CONTINUE
-
-        outcome = worker.run(spec, on_epoch)
-        self._record(trial, number, job_name, values, outcome, model_dir)
-
-    def _record(self, trial: Any, number: int, job_name: str, values: dict[str, Any],
-                outcome: TrialOutcome, model_dir: str) -> None:
-        import optuna
-
-        objective = self.plan["objective"]
-        value = outcome.metrics.get(objective)
-        reason = outcome.reason
-        status = {"Completed": COMPLETED, "Stopped": STOPPED, "Pruned": STOPPED}.get(
-            outcome.status, FAILED)
-        if status != FAILED and outcome.status != "Pruned" and (
-                value is None or not math.isfinite(value)):
-            status, reason = FAILED, (f"the objective {objective} was not produced "
-                                      f"(got {value!r})")
-            value = None
-        if outcome.status == "Pruned":
-            value = None
-        if status == STOPPED and outcome.status != "Pruned" and (
-                not reason or reason == "stopped by a callback"):
-            reason = ("stopped by user" if self.registry.jobs.stop_requested(job_name)
-                      else self.stop_reason or reason)
-        self.registry.jobs.finish(
-            job_name, status=status, metrics=outcome.metrics,
-            artifact=outcome.artifact if status != FAILED else None, failure_reason=reason,
-            best_epoch=outcome.best_epoch, objective_value=value)
-        result = Trial(number=number + 1, training_job=job_name, status=status,
-                       hyperparameters=dict(values), objective_value=value,
-                       metrics=dict(outcome.metrics), seconds=outcome.seconds,
-                       failure_reason=reason,
-                       model_dir=outcome.artifact if status != FAILED else None)
-        with self.lock:
-            if status == COMPLETED:
-                self.study.tell(trial, value)
-            elif outcome.status == "Pruned" or status == STOPPED:
-                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            self.trials.append(result)
-            drop = None
-            if value is not None and result.model_dir is not None and self._better(result):
-                drop, self.best = self.best, result
-                self.registry.tuning.set_best(self.name, job_name, value)
-            elif result.model_dir is not None:
-                drop = result
-            if drop is not None and drop.model_dir and self.tuner.keep_models == "best":
-                shutil.rmtree(drop.model_dir, ignore_errors=True)
-                self.registry.jobs.clear_artifact(drop.training_job)
-        shown = "-" if value is None else f"{value:.6g}"
-        logger.info("trial %s %s: %s=%s (%.1f s)%s", job_name, status, objective, shown,
-                    outcome.seconds, f" [{reason}]" if reason else "")
-
-    def _better(self, trial: Trial) -> bool:
-        if self.best is None or self.best.objective_value is None:
-            return True
-        assert trial.objective_value is not None
-        if self.plan["direction"] == "maximize":
-            return trial.objective_value > self.best.objective_value
-        return trial.objective_value < self.best.objective_value
-
-    # --------------------------------------------------------------- end
-    def finish(self) -> TuningResult:
-        registry = self.registry
-        self.trials.sort(key=lambda t: t.number)
-        status = STOPPED if self.stop_event.is_set() else COMPLETED
-        reason = self.stop_reason
-        model_name = None
-        if self.best is None:
-            if status == COMPLETED:
-                status = FAILED
-                reason = "no trial produced the objective metric; see the trials' failure reasons"
-        else:
-            model = registry.register_model(
-                self.name, self.best.model_dir or "", job_name=self.best.training_job,
-                metrics=self.best.metrics, predictor_type=self.plan["predictor_type"])
-            model_name = model.name
-        registry.tuning.finish(self.name, status=status, failure_reason=reason)
-        logger.info("tuning job %s %s; best: %s", self.name, status,
-                    "none" if self.best is None else
-                    f"{self.best.training_job} {self.plan['objective']}="
-                    f"{self.best.objective_value:.6g}")
-        return TuningResult(name=self.name, objective_metric=self.plan["objective"],
-                            direction=self.plan["direction"], status=status,
-                            trials=list(self.trials), best_trial=self.best,
-                            model_name=model_name)
-
-
-def default_point(ranges: Mapping[str, Parameter], config: FMConfig) -> dict[str, Any]:
-    """Return Optuna parameters placing each range at ``config``'s value, where it fits."""
-    point: dict[str, Any] = {}
-    for name, rng in ranges.items():
-        value = getattr(config, name)
-        if value is None:
-            continue
-        if isinstance(rng, CategoricalParameter):
-            labels = [str(v) for v in rng.values]
-            parsed = rng.parsed_values(name)
-            if value in parsed:
-                point[name] = labels[parsed.index(value)]
-            continue
-        if not rng.min_value <= value <= rng.max_value:
-            continue
-        if isinstance(rng, ContinuousParameter) and rng.scale() == "ReverseLogarithmic":
-            point[f"{name}__reverse_log"] = 1.0 - float(value)
-        else:
-            point[name] = value
-    return point
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 __all__ = [
+    "CHANNELS",
     "STRATEGIES",
     "CategoricalParameter",
     "ContinuousParameter",
@@ -668,6 +363,7 @@ __all__ = [
     "Trial",
     "Tuner",
     "TuningResult",
+    "default_point",
     "parse_objective",
     "resolve_direction",
 ]

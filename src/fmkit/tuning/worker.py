@@ -172,7 +172,8 @@ def _serve(conn: Any, data: TrialData, torch_threads: int) -> None:
 class ProcessWorker:
     """One child process that runs trials one at a time (started once, data sent once).
 
-    The child is a fresh interpreter running :func:`_child_main` over a socket pair, so it never re-imports the caller's ``__main__`` (scripts without an
+    The child is a fresh interpreter running :func:`_child_main` over a socket pair, so it
+    never re-imports the caller's ``__main__`` (scripts without an
     ``if __name__ == "__main__"`` guard work) and it exits when the tuner goes away.
 
     Parameters
