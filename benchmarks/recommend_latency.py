@@ -110,7 +110,7 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
 
 
 def in_process(model: Path, users: list[str], n_items: int, seed_requests: int) -> dict:
-    from fmkit.artifact import load as load_artifact
+    from fmkit.model_store import load_model as load_artifact
     from fmkit.inference.predictor import Predictor
     from fmkit.inference.recommend import Recommender
     from fmkit.sparse import SparseBatch
@@ -147,7 +147,7 @@ def in_process(model: Path, users: list[str], n_items: int, seed_requests: int) 
 
 def http(model: Path, users: list[str], n_items: int, tmp: Path, seed_http: bool,
          args: argparse.Namespace) -> dict:
-    from fmkit.artifact import load as load_artifact
+    from fmkit.model_store import load_model as load_artifact
 
     out = {}
     proc, port = start_fmkit(str(model), 1)

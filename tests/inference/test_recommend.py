@@ -102,12 +102,65 @@ def test_cold_start_side_features_then_popularity(rng):
                                rtol=1e-5, atol=1e-5)
     popular = rec.recommend("stranger", k=3)
     assert popular.cold_start == POPULARITY
-    assert popular.items == ["i1", "i5", "i3"]  # item_counts 9, 8, 7
-    assert popular.scores == [9.0, 8.0, 7.0]
+    # scored on the model's scale: the model's prediction for the cold-start row, best first
+    cold = _cold_expected(artifact, rec)
+    order = sorted(range(len(ITEMS)), key=lambda j: (-cold[j], j))
+    assert popular.items == [ITEMS[j] for j in order[:3]]
+    np.testing.assert_allclose(popular.scores, cold[order[:3]], rtol=1e-5, atol=1e-5)
     assert popular.to_dict()["cold_start"] == "popularity"
-    many = list(rec.recommend_many(["stranger", "u1", "ghost"], k=3, exclude=["i5"]))
-    assert [r.items for r in (many[0], many[2])] == [["i1", "i3", many[0].items[2]]] * 2
+    excluded = popular.items[0]
+    many = list(rec.recommend_many(["stranger", "u1", "ghost"], k=3, exclude=[excluded]))
+    expected = [ITEMS[j] for j in order if ITEMS[j] != excluded][:3]
+    assert [r.items for r in (many[0], many[2])] == [expected] * 2
     assert many[0].cold_start == many[2].cold_start == POPULARITY and many[1].cold_start is None
+
+
+def _cold_expected(artifact, rec):
+    """The predictor's scores of every item for the recommender's cold-start row."""
+    vocab = Vocabulary.from_dict(artifact.vocabulary)
+    rows = sp.csr_matrix(sp.vstack([rec.cold_start_row()] * len(ITEMS))
+                         + vocab.entity_rows("item", ITEMS))
+    return Predictor(artifact).predict_scores(rows)
+
+
+def test_cold_start_row_is_the_popularity_weighted_average_user(rng):
+    artifact = make_artifact(rng)
+    rec = Recommender(artifact)
+    vocab = Vocabulary.from_dict(artifact.vocabulary)
+    counts = np.diff(artifact.seen.indptr).astype(np.float64)
+    users = vocab.entity_rows("user", USERS).toarray().astype(np.float64)
+    expected = counts @ users / counts.sum()
+    np.testing.assert_allclose(rec.cold_start_row().toarray()[0], expected, rtol=1e-6)
+    assert expected[vocab.key("user", "u0")] == pytest.approx(2 / counts.sum())  # rated 2
+    # without seen every user weighs the same
+    artifact.seen = None
+    flat = Recommender(artifact).cold_start_row().toarray()[0]
+    np.testing.assert_allclose(flat, users.mean(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_cold_start_applies_min_score_and_label_only_on_the_model_scale(rng, kind):
+    artifact = make_artifact(rng, **kind)
+    rec = Recommender(artifact)
+    n = len(ITEMS)
+    full = rec.recommend("stranger", k=n)
+    assert full.cold_start == POPULARITY and len(full.items) == n
+    cold = _cold_expected(artifact, rec)
+    by_item = dict(zip(ITEMS, cold.tolist()))
+    np.testing.assert_allclose(full.scores, [by_item[i] for i in full.items], rtol=1e-5,
+                               atol=1e-6)
+    assert all(0.0 <= s <= 1.0 for s in full.scores)  # probabilities, not counts
+    assert full.scores == sorted(full.scores, reverse=True)
+    high = rec.recommend("stranger", k=n, min_score=0.99)
+    assert high.items == [i for i, s in zip(full.items, full.scores) if s >= 0.99]
+    assert all(s >= 0.99 for s in high.scores) and high.cold_start == POPULARITY
+    cut = float(np.median(full.scores))
+    above = rec.recommend("stranger", k=n, min_score=cut)
+    assert above.items == [i for i, s in zip(full.items, full.scores) if s >= cut]
+    assert 0 < len(above.items) < n
+    only = rec.recommend("stranger", k=n, label_only=True)
+    assert only.items == [i for i, s in zip(full.items, full.scores) if s >= 0.5]
+    assert rec.recommend("stranger", k=n, min_score=1.01).items == []
 
 
 def test_recommend_many_matches_single_calls_in_chunks(rng):
@@ -212,7 +265,7 @@ def test_checkerboard_withheld_item_is_the_top_pick():
 
 def test_sagemaker_model_top10_equals_scoring_every_unrated_item(sagemaker_u1, ml100k):
     """The all-items product agrees with the seed's way: one row per unrated movie."""
-    from fmkit.artifact import load
+    from fmkit.model_store import load_model as load
     from fmkit.features.vocabulary import Field
     from fmkit.sparse import SparseBatch
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fmkit.artifact import Artifact
-from fmkit.artifact import load as load_artifact
+from fmkit.model_store import load_model as load_artifact
 from fmkit.errors import ArtifactError
 from fmkit.inference.predictor import Predictor
 from fmkit.io import sagemaker_model as sm

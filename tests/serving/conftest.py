@@ -7,7 +7,10 @@ import warnings
 import pytest
 
 from fmkit.inference.predictor import Predictor
+from helpers.s3 import moto_server, s3
 from inference.toy import make_artifact
+
+__all__ = ["moto_server", "s3"]
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -156,7 +156,9 @@ def test_recommend_and_similar_routes(client, binary_predictor):
     r = client.post("/recommend", json={"users": ["u1", "ghost"], "k": 2, "label_only": True})
     results = r.json()["results"]
     assert results[1]["cold_start"] == "popularity"
-    assert all(x["score"] >= 0.5 for x in results[0]["recommendations"])
+    # label_only holds for the cold user too: predicted label 1, a probability
+    for result in results:
+        assert all(0.5 <= x["score"] <= 1.0 for x in result["recommendations"]), result
     r = client.post("/recommend", json={"user": "u2", "context": {"device": "app"},
                                         "exclude": ["i0"], "exclude_seen": False, "k": 10})
     assert "i0" not in [x["item"] for x in r.json()["recommendations"]]
@@ -169,6 +171,37 @@ def test_recommend_and_similar_routes(client, binary_predictor):
         assert r.status_code == 400 and message in r.json()["message"]
     assert client.post("/similar", json={"item": "zzz"}).status_code == 400
     assert client.post("/recommend", content=b"[1]").status_code == 400
+
+
+@pytest.mark.parametrize(("user", "flag"), [("ghost", "popularity"),
+                                            ("newbie", "side_features")])
+def test_cold_start_answers_apply_min_score_and_label_only(client, binary_predictor, user,
+                                                           flag):
+    from fmkit.inference.recommend import Recommender
+
+    n_items = Recommender(binary_predictor.artifact).n_items
+
+    def answer(**extra):
+        r = client.post("/recommend", json={"user": user, "k": n_items, **extra})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["cold_start"] == flag  # still flagged as a cold-start answer
+        return [(x["item"], x["score"]) for x in body["recommendations"]]
+
+    full = answer()
+    assert len(full) == n_items
+    scores = [s for _, s in full]
+    # on the binary model's scale: probabilities (not training counts), best first
+    assert all(0.0 <= s <= 1.0 for s in scores), scores
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    # min_score keeps exactly the items of the full answer scoring at least that much
+    cut = scores[n_items // 2]
+    assert answer(min_score=cut) == [(i, s) for i, s in full if s >= cut]
+    assert answer(min_score=1.01) == []
+    # label_only keeps exactly the items whose predicted label is 1
+    assert answer(label_only=True) == [(i, s) for i, s in full if s >= 0.5]
+    above = max(cut, 0.5)
+    assert answer(label_only=True, min_score=cut) == [(i, s) for i, s in full if s >= above]
 
 
 def test_sagemaker_model_served_reproduces_test_rmse(sagemaker_u1):

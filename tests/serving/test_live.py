@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fmkit.artifact import save
-from fmkit.serving.endpoints import free_port, ping
+from fmkit.jobs.endpoints import free_port, ping
 from inference.toy import make_artifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -149,11 +149,11 @@ def register(app: typer.Typer) -> None:
         SDK's writers.
         """
         import fmkit.io as fio
-        from fmkit.io import registry
+        from fmkit.io import formats
 
         started = time.perf_counter()
-        out_format = (registry.codec(to).name if to
-                      else registry.from_extension(dest) or "recordio-protobuf")
+        out_format = (formats.codec(to).name if to
+                      else formats.from_extension(dest) or "recordio-protobuf")
         files = fio.list_files(source)
         in_formats = [fio.file_format(f, from_, content_type) for f in files]
         states_dim = all(f != "libsvm" for f in in_formats)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -44,19 +44,43 @@ def _parse_context(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _recommender(model_dir: str, vocabulary: Optional[str]) -> Any:
-    from fmkit.inference.recommend import Recommender
-    from fmkit.serving.app import load_predictor
+def _recommender(model_dir: str, vocabulary: str | None) -> Any:
+    from fmkit.inference.recommend import load_recommender
 
-    return Recommender(load_predictor(model_dir, vocabulary=vocabulary).artifact)
+    return load_recommender(model_dir, vocabulary=vocabulary)
+
+
+def _run_server(cmd: list[str]) -> int:
+    """Run the server process in the foreground; SIGTERM/SIGINT are passed on (it drains
+    in-flight requests) and its exit code becomes ours."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum: int, frame: Any) -> None:
+        proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if code < 0:  # the server ended on a signal we passed on: end the same way
+        import os
+
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
 
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
-        model: Optional[str] = typer.Argument(None, help="The model (same as --model-dir).",
+        model: str | None = typer.Argument(None, help="The model (same as --model-dir).",
                                               show_default=False),
-        model_dir: Optional[str] = typer.Option(None, "--model-dir", help=MODEL_HELP),
+        model_dir: str | None = typer.Option(None, "--model-dir", help=MODEL_HELP),
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on "
                                  "(0.0.0.0 for all)."),
         port: int = typer.Option(8080, "--port"),
@@ -64,49 +88,63 @@ def register(app: typer.Typer) -> None:
                                     "own copy of the model."),
         max_payload_mb: float = typer.Option(6.0, "--max-payload-mb", help="Largest request "
                                              "body accepted (413 above)."),
-        name: Optional[str] = typer.Option(None, "--name", help="Endpoint name answered on "
+        name: str | None = typer.Option(None, "--name", help="Endpoint name answered on "
                                            "/endpoints/NAME/invocations (any valid name "
                                            "when unset)."),
-        vocabulary: Optional[str] = typer.Option(None, "--vocabulary", help="vocabulary.json "
+        vocabulary: str | None = typer.Option(None, "--vocabulary", help="vocabulary.json "
                                                  "for a model that has none (for /recommend)."),
         batch: bool = typer.Option(False, "--batch", help="Batch mode: JSON Lines when no "
                                    "Accept header is sent."),
         log_level: str = typer.Option("info", "--log-level"),
+        max_users: int | None = typer.Option(
+            None, "--max-users-per-request", help="/recommend: most users in one request "
+            "(413 beyond; default 1000)."),
+        max_k: int | None = typer.Option(None, "--max-k", help="/recommend: most items per "
+                                            "user (400 beyond; default: the number of items)."),
     ) -> None:
         """Serve a model with SageMaker's inference API (GET /ping, POST /invocations)."""
-        from fmkit.serving.app import ServeConfig, run
-
         if (model is None) == (model_dir is None):
             raise ConfigError("give the model once: fmkit serve --model-dir DIR (or fmkit serve "
                               "DIR).")
         model_dir = model_dir or model
         if max_payload_mb <= 0:
             raise ConfigError(f"--max-payload-mb must be > 0; got {max_payload_mb:g}.")
+        if workers < 1:
+            raise ConfigError(f"--workers must be an int >= 1; got {workers}.")
         if name is not None:
-            from fmkit.serving.endpoints import check_name
+            from fmkit.registry.records import check_name
 
-            check_name(name)
-        config = ServeConfig(model_dir=model_dir,
-                             max_payload_bytes=int(max_payload_mb * 1024 * 1024),
-                             batch_mode=batch, endpoint_name=name, vocabulary=vocabulary)
-        run(config, host=host, port=port, workers=workers, log_level=log_level)
+            check_name(name, what="endpoint")
+        from fmkit.jobs.endpoints import check_model, serve_command
+
+        check_model(model_dir, vocabulary=vocabulary)  # a bad model fails here, in one line
+        cmd = serve_command(model_dir, host=host, port=port, workers=workers,
+                            max_payload_mb=max_payload_mb, name=name, vocabulary=vocabulary,
+                            batch=batch, log_level=log_level, max_users=max_users,
+                            max_k=max_k)
+        raise typer.Exit(_run_server(cmd))
 
     @app.command("deploy")
     def deploy(
         model_dir: str = typer.Option(..., "--model-dir", help=MODEL_HELP),
         name: str = typer.Option(..., "--name", help="Endpoint name (letters, digits, -)."),
-        port: Optional[int] = typer.Option(None, "--port", help="Default: a free port."),
+        port: int | None = typer.Option(None, "--port", help="Default: a free port."),
         host: str = typer.Option("127.0.0.1", "--host"),
         workers: int = typer.Option(1, "--workers"),
-        vocabulary: Optional[str] = typer.Option(None, "--vocabulary"),
+        vocabulary: str | None = typer.Option(None, "--vocabulary"),
         wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for /ping."),
+        max_users: int | None = typer.Option(
+            None, "--max-users-per-request", help="/recommend: most users in one request "
+            "(default 1000)."),
+        max_k: int | None = typer.Option(None, "--max-k", help="/recommend: most items per "
+                                            "user (default: the number of items)."),
     ) -> None:
         """Start a server in the background and record it as endpoint NAME."""
-        from fmkit.serving import endpoints
+        from fmkit.jobs import endpoints
 
-        extra = {"--vocabulary": str(Path(vocabulary).resolve())} if vocabulary else None
         record = endpoints.deploy(model_dir, name, host=host, port=port, workers=workers,
-                                  extra_args=extra, wait_s=wait)
+                                  vocabulary=str(Path(vocabulary).resolve()) if vocabulary
+                                  else None, max_users=max_users, max_k=max_k, wait_s=wait)
         print(json.dumps({"name": record.name, "url": record.url, "model": record.model,
                           "status": record.status, "pid": record.pid}, indent=2))
 
@@ -121,7 +159,7 @@ def register(app: typer.Typer) -> None:
         """List endpoints: name, url, model, status (checked now), started."""
         import time
 
-        from fmkit.serving import endpoints
+        from fmkit.jobs import endpoints
 
         records = endpoints.list_endpoints()
         rows = [{"name": r.name, "url": r.url, "model": r.model, "status": r.status,
@@ -143,7 +181,7 @@ def register(app: typer.Typer) -> None:
                                       "requests finish before killing."),
     ) -> None:
         """Stop endpoint NAME (in-flight requests finish) and forget it."""
-        from fmkit.serving import endpoints
+        from fmkit.jobs import endpoints
 
         record = endpoints.delete(name, timeout_s=timeout)
         print(f"deleted endpoint {record.name} ({record.url})")
@@ -151,19 +189,19 @@ def register(app: typer.Typer) -> None:
     @app.command("recommend")
     def recommend(
         model_dir: str = typer.Option(..., "--model-dir", help=MODEL_HELP),
-        user: Optional[str] = typer.Option(None, "--user", help="Raw user id."),
-        users: Optional[Path] = typer.Option(None, "--users", help="File of raw user ids "
+        user: str | None = typer.Option(None, "--user", help="Raw user id."),
+        users: Path | None = typer.Option(None, "--users", help="File of raw user ids "
                                              "(one per line): JSON Lines out, one per user."),
         k: int = typer.Option(10, "-k", "--k", help="Items per user."),
-        exclude: Optional[Path] = typer.Option(None, "--exclude", help="File of raw item ids "
+        exclude: Path | None = typer.Option(None, "--exclude", help="File of raw item ids "
                                                "never to recommend."),
         exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen",
                                           help="Leave out items rated in training."),
-        min_score: Optional[float] = typer.Option(None, "--min-score"),
+        min_score: float | None = typer.Option(None, "--min-score"),
         label_only: bool = typer.Option(False, "--label-only", help="Binary models: only "
                                         "items with predicted_label 1."),
         context: list[str] = typer.Option([], "--context", help="field=value, repeatable."),
-        vocabulary: Optional[str] = typer.Option(None, "--vocabulary", help="vocabulary.json "
+        vocabulary: str | None = typer.Option(None, "--vocabulary", help="vocabulary.json "
                                                  "for a model that has none."),
     ) -> None:
         """Print the top-k items for a user (JSON), best first, excluding rated items."""
@@ -189,13 +227,13 @@ def register(app: typer.Typer) -> None:
         model_dir: str = typer.Option(..., "--model-dir", help=MODEL_HELP),
         item: str = typer.Option(..., "--item", help="Raw item id."),
         k: int = typer.Option(10, "-k", "--k"),
-        vocabulary: Optional[str] = typer.Option(None, "--vocabulary"),
+        vocabulary: str | None = typer.Option(None, "--vocabulary"),
     ) -> None:
         """Print the k items most similar to ITEM by factor cosine similarity (JSON)."""
         rec = _recommender(model_dir, vocabulary)
         result = rec.similar(item, k=k)
-        print(json.dumps({"item": result.query, "similar": [
-            {"item": i, "score": s} for i, s in zip(result.items, result.scores)]}, indent=2))
+        print(json.dumps({"item": result.query,  # as /similar: title when known
+                          "similar": result.to_dict(key="item")["recommendations"]}, indent=2))
 
     @app.command("transform")
     def transform(
@@ -205,7 +243,7 @@ def register(app: typer.Typer) -> None:
                                    ".out files."),
         content_type: str = typer.Option("application/x-recordio-protobuf", "--content-type"),
         accept: str = typer.Option("application/jsonlines", "--accept"),
-        split_type: Optional[str] = typer.Option(None, "--split-type", help="Line|RecordIO|"
+        split_type: str | None = typer.Option(None, "--split-type", help="Line|RecordIO|"
                                                  "None (default from --content-type)."),
         batch_strategy: str = typer.Option("MultiRecord", "--batch-strategy",
                                            help="MultiRecord|SingleRecord."),
@@ -213,18 +251,16 @@ def register(app: typer.Typer) -> None:
         assemble_with: str = typer.Option("Line", "--assemble-with", help="Line|None."),
     ) -> None:
         """Batch transform: one <name>.out per input file, records in input order."""
-        from fmkit.inference.transform import transform as run_transform
-        from fmkit.serving.app import load_predictor
+        from fmkit.jobs import transform as service
 
         if max_payload_mb <= 0:
             raise ConfigError(f"--max-payload-mb must be > 0; got {max_payload_mb:g}.")
-        summary = run_transform(
-            load_predictor(model_dir), input, output, content_type=content_type,
+        job = service.run(service.TransformRequest(
+            model_dir=model_dir, input=input, output=output, content_type=content_type,
             accept=accept, split_type=split_type, batch_strategy=batch_strategy,
             max_payload_bytes=int(max_payload_mb * 1024 * 1024), assemble_with=assemble_with,
-        )
-        print(json.dumps({"outputs": summary.outputs, "records": summary.records,
-                          "requests": summary.requests}, indent=2))
+            source="cli"))
+        print(json.dumps(job.summary, indent=2))
 
     @app.command("export")
     def export(
@@ -235,8 +271,6 @@ def register(app: typer.Typer) -> None:
                                    "model.tar.gz / model.npz."),
     ) -> None:
         """Export a model as SageMaker's model.tar.gz or as plain numpy arrays."""
-        from fmkit.artifact import load
-        from fmkit.inference.export import export as run_export
+        from fmkit.jobs.models import export as run_export
 
-        path = run_export(load(model_dir), output, format=format)
-        print(str(path))
+        print(str(run_export(model_dir, output, format=format)))

@@ -26,22 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.special import ndtr
 
-from fmkit.artifact import Artifact, load
+from fmkit.artifact import Artifact
 from fmkit.errors import DataError
+from fmkit.inference.links import apply_link
 from fmkit.sparse import SparseBatch
 
-
-def apply_link(link: str, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Map raw FM outputs to scores: identity, logistic sigmoid or normal CDF."""
-    if link == "identity":
-        return y
-    if link == "logit":
-        return 0.5 * (1.0 + np.tanh(0.5 * y))  # overflow-free sigmoid
-    if link == "probit":
-        return np.asarray(ndtr(y), np.float64)
-    raise ValueError(f"unknown link {link!r}")
+__all__ = ["Predictor", "apply_link", "fm_outputs", "user_item_outputs"]
 
 
 def fm_outputs(csr: Any, csr2: Any, w0: Any, w: Any, V: Any, V2: Any
@@ -86,8 +77,11 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Predictor:
-        """Load a model folder (fmkit or SageMaker) and return its predictor."""
-        return cls(load(path))
+        """Load a model (an fmkit folder or a SageMaker model.tar.gz / model_algo-1, local or
+        ``s3://``: :func:`fmkit.model_store.load_model`) and return its predictor."""
+        from fmkit.model_store import load_model
+
+        return cls(load_model(path))
 
     def _as_csr(self, X: Any) -> sp.csr_matrix:
         if isinstance(X, SparseBatch):

@@ -36,6 +36,7 @@ item fields, side features, ``item_counts`` and the training pairs ``seen``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ import scipy.sparse as sp
 from fmkit.artifact import Artifact
 from fmkit.errors import DataError
 from fmkit.features.vocabulary import Vocabulary
-from fmkit.inference.predictor import apply_link
+from fmkit.inference.links import apply_link
 
 logger = logging.getLogger(__name__)
 
@@ -76,20 +77,25 @@ class Recommendation:
 
     ``cold_start`` is None for a user seen in training, ``"side_features"`` when an unknown
     user was scored from side features or context only, and ``"popularity"`` when nothing
-    was known (``scores`` are then training counts, or the model's item-only score when
-    the vocabulary has no ``item_counts``).
+    was known: the user is then scored as the popularity-weighted average training user
+    (:meth:`Recommender.cold_start_row`). Scores are always the model's scores (for a
+    binary model, probabilities), and ``min_score`` / ``label_only`` apply to every answer.
     """
 
     query: str
     items: list[str]
     scores: list[float]
     cold_start: str | None = None
+    titles: tuple[str | None, ...] | None = None  # per item, from the vocabulary's metadata
 
     def to_dict(self, key: str = "user") -> dict[str, Any]:
-        """Return ``{"user": ..., "recommendations": [{"item", "score"}...]}`` (JSON-able)."""
+        """Return ``{"user": ..., "recommendations": [{"item", "score"}...]}`` (JSON-able);
+        an item whose title is known also gets ``"title"``."""
+        titles = self.titles or (None,) * len(self.items)
         out: dict[str, Any] = {
             key: self.query,
-            "recommendations": [{"item": i, "score": s} for i, s in zip(self.items, self.scores)],
+            "recommendations": [{"item": i, "score": s, **({"title": t} if t else {})}
+                                for i, s, t in zip(self.items, self.scores, titles, strict=True)],
         }
         if self.cold_start is not None:
             out["cold_start"] = self.cold_start
@@ -121,6 +127,18 @@ def top_k(scores: npt.NDArray[Any], k: int) -> TopK:
     ids[keep] = part[keep]
     out[keep] = vals[keep]
     return TopK(ids, out)
+
+
+def load_recommender(model_dir: str | os.PathLike[str], *,
+                     vocabulary: str | os.PathLike[str] | None = None) -> Recommender:
+    """Load a model (fmkit folder or SageMaker artifact, local or ``s3://``:
+    :func:`fmkit.model_store.load_model`) and return its :class:`Recommender`.
+
+    ``vocabulary`` attaches a vocabulary.json to a model that has none (a SageMaker model).
+    """
+    from fmkit.model_store import load_model
+
+    return Recommender(load_model(model_dir, vocabulary=vocabulary))
 
 
 class Recommender:
@@ -182,6 +200,7 @@ class Recommender:
         self._item_table = np.stack([self._side_table(items, s, user_side=False)
                                      for s in range(artifact.num_samples)])
         self._unit: npt.NDArray[np.float32] | None = None
+        self._cold_row: sp.csr_matrix | None = None
 
     # ------------------------------------------------------------------ tables
     def _side_table(self, rows: sp.csr_matrix, s: int, *, user_side: bool
@@ -415,7 +434,8 @@ class Recommender:
         ----------
         user : str
             Raw user id. An unknown id gets the cold-start answer: scored from its side
-            features and ``context`` when it has any, else by popularity.
+            features and ``context`` when it has any, else as the popularity-weighted
+            average training user (:meth:`cold_start_row`).
         k : int, default=10
         exclude_seen : bool, default=True
             Leave out items the user interacted with in training (``artifact.seen``).
@@ -483,31 +503,65 @@ class Recommender:
                     yield out[i]
                     continue
                 if popular is None:  # the same for every cold user of the call
-                    popular = self._popular_top(k, exclude)
+                    popular = self._popular_top(k, exclude, threshold)
                 yield self._result(raw[i], popular.ids[0], popular.scores[0], POPULARITY)
 
     def _result(self, query: str, ids: npt.NDArray[np.int64], scores: npt.NDArray[np.float32],
                 flag: str | None) -> Recommendation:
         keep = ids >= 0
-        return Recommendation(query, [self.item_ids[j] for j in ids[keep]],
-                              [float(s) for s in scores[keep]], flag)
+        items = [self.item_ids[j] for j in ids[keep]]
+        vocab = self.vocabulary
+        titles = (tuple(vocab.item_title(i) for i in items)
+                  if vocab is not None and vocab.item_metadata else None)
+        return Recommendation(query, items, [float(s) for s in scores[keep]], flag, titles)
+
+    def cold_start_row(self) -> sp.csr_matrix:
+        """Return the (1, feature_dim) row scored for a user the model knows nothing about.
+
+        It is the popularity-weighted average training user: the mean of the user field's
+        rows (one-hot key and user side features), each weighted by that user's number of
+        training interactions (``artifact.seen``), so a user who rated 400 movies counts
+        400 times as much as one who rated one. Without ``seen`` every user of the field
+        weighs the same; a vocabulary without a user field gives the empty row (the model's
+        score of the items alone). The row's scores are the model's own predictions for it,
+        like any other answer's.
+        """
+        if self._cold_row is not None:
+            return self._cold_row
+        vocab = self.vocabulary
+        feature_dim = self.artifact.feature_dim
+        row = sp.csr_matrix((1, feature_dim), dtype=np.float32)
+        if vocab is not None and vocab.user_field is not None:
+            f = vocab.field(vocab.user_field)
+            ids = list(f.ids) if f.ids is not None else []
+            if ids:
+                weights = np.ones(len(ids), np.float64)
+                seen = self.artifact.seen
+                if seen is not None:
+                    counts = np.diff(sp.csr_matrix(seen).indptr).astype(np.float64)
+                    weights = np.zeros(len(ids), np.float64)
+                    n = min(len(ids), counts.shape[0])
+                    weights[:n] = counts[:n]
+                    if weights.sum() <= 0:
+                        weights[:] = 1.0
+                weights /= weights.sum()
+                users = vocab.entity_rows("user", ids)
+                row = sp.csr_matrix(sp.csr_matrix(weights[None, :]) @ users, dtype=np.float32)
+        self._cold_row = row
+        return row
 
     def popular_scores(self) -> npt.NDArray[np.float32]:
-        """Return the popularity score of every candidate: training counts if known, else
-        the model's score for a user with no features (w0 + a(i))."""
-        counts = None if self.vocabulary is None else self.vocabulary.item_counts
-        if counts is not None and len(counts) == self.n_items:
-            return np.asarray(counts, np.float32)
-        empty = sp.csr_matrix((1, self.artifact.feature_dim), dtype=np.float32)
-        scores: npt.NDArray[np.float32] = self.score_rows(empty)[0]
+        """Return the cold-start score (I,) of every candidate: the model's scores of
+        :meth:`cold_start_row`."""
+        scores: npt.NDArray[np.float32] = self.score_rows(self.cold_start_row())[0]
         return scores
 
-    def _popular_top(self, k: int, exclude: Iterable[str]) -> TopK:
-        scores = np.array(self.popular_scores(), np.float32)  # a copy: exclusions go in
-        for raw in exclude:
-            if str(raw) in self._position:
-                scores[self._position[str(raw)]] = -np.inf
-        return top_k(scores, k)
+    def _popular_top(self, k: int, exclude: Iterable[str], min_score: float | None) -> TopK:
+        """The cold-start answer: the best items for :meth:`cold_start_row`, through the
+        same path as any user (exclusions, then ``min_score``)."""
+        excl = self._exclusions([None], False, exclude)
+        return next(iter(self.recommend_rows(self.cold_start_row(), k=k, exclude=excl,
+                                             min_score=min_score)))[1]
 
     # ------------------------------------------------------------------ similar items
     def similar(self, item: str, *, k: int = 10) -> Recommendation:

@@ -7,7 +7,7 @@ SageMaker's rules (spec 6.5), applied in process, without HTTP:
 - ``batch_strategy`` ``MultiRecord`` packs as many records as fit in ``max_payload_bytes``
   into one request; ``SingleRecord`` sends one record per request;
 - each request is decoded as ``content_type`` and answered as ``accept``, exactly as the
-  server would (:mod:`fmkit.serving.codecs`);
+  server would (:mod:`fmkit.io.codecs`, :func:`fmkit.inference.scoring.score_body`);
 - responses go to ``<output>/<input path relative to the input URI>.out`` in input order;
   with ``assemble_with="Line"`` a newline follows each response that does not already end
   with one (JSON Lines responses do), otherwise responses are concatenated.
@@ -45,7 +45,7 @@ class TransformSummary:
 
 
 def _default_split(content_type: str) -> str:
-    from fmkit.serving import codecs
+    from fmkit.io import codecs
 
     kind = codecs.media_type(content_type)
     if kind == codecs.RECORDIO:
@@ -93,8 +93,8 @@ def transform(
     DataError
         A record the server would reject; the message names the file and record/line.
     """
-    from fmkit.serving import codecs
-    from fmkit.serving.routes import score_body
+    from fmkit.inference.scoring import score_body
+    from fmkit.io import codecs
 
     split = split_type or _default_split(content_type)
     if split not in SPLIT_TYPES:

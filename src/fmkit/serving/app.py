@@ -11,7 +11,12 @@ This is one of the three modules that read environment variables:
 - ``SAGEMAKER_BIND_TO_PORT`` (default 8080), the container's port;
 - ``SAGEMAKER_BATCH``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``: batch transform settings;
 - ``FMKIT_MODEL_DIR``, ``FMKIT_MAX_PAYLOAD_BYTES``, ``FMKIT_ENDPOINT_NAME``,
-  ``FMKIT_VOCABULARY``: how ``serve --workers N`` hands its settings to each worker.
+  ``FMKIT_VOCABULARY``, ``FMKIT_MAX_USERS_PER_REQUEST``, ``FMKIT_MAX_K``: how
+  ``serve --workers N`` hands its settings to each worker;
+- ``FMKIT_SM_ROOT``: moves /opt/ml, as for the ``train`` entry (the model is its ``model/``).
+
+The model directory may be an fmkit folder or a SageMaker model, local or ``s3://``
+(:func:`fmkit.model_store.load_model`).
 """
 
 from __future__ import annotations
@@ -49,11 +54,25 @@ class ServeConfig:
     batch_mode: bool = False
     endpoint_name: str | None = None
     vocabulary: str | None = None
+    #: most users one ``/recommend`` request may name (413 beyond)
+    max_users_per_request: int = routes.DEFAULT_MAX_USERS_PER_REQUEST
+    #: most items one ``/recommend`` answer may ask for; None: the model's number of items
+    max_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_users_per_request < 1:
+            raise ConfigError("max_users_per_request must be an int >= 1; got "
+                              f"{self.max_users_per_request}.")
+        if self.max_k is not None and self.max_k < 1:
+            raise ConfigError(f"max_k must be an int >= 1; got {self.max_k}.")
 
     def to_env(self) -> dict[str, str]:
         """Return the environment that :func:`config_from_env` reads back in a worker."""
         env = {"FMKIT_MAX_PAYLOAD_BYTES": str(self.max_payload_bytes),
-               "SAGEMAKER_BATCH": "true" if self.batch_mode else "false"}
+               "SAGEMAKER_BATCH": "true" if self.batch_mode else "false",
+               "FMKIT_MAX_USERS_PER_REQUEST": str(self.max_users_per_request)}
+        if self.max_k is not None:
+            env["FMKIT_MAX_K"] = str(self.max_k)
         if self.model_dir:
             env["FMKIT_MODEL_DIR"] = self.model_dir
         if self.endpoint_name:
@@ -61,6 +80,29 @@ class ServeConfig:
         if self.vocabulary:
             env["FMKIT_VOCABULARY"] = self.vocabulary
         return env
+
+
+def config_from_args(args: Any) -> ServeConfig:
+    """Build the settings from ``python -m fmkit.serving``'s parsed options.
+
+    Raises
+    ------
+    ConfigError
+        A limit is not positive or the endpoint name is invalid.
+    """
+    from fmkit.registry.records import check_name
+
+    if args.max_payload_mb <= 0:
+        raise ConfigError(f"--max-payload-mb must be > 0; got {args.max_payload_mb:g}.")
+    if args.name is not None:
+        check_name(args.name, what="endpoint")
+    extra: dict[str, Any] = {}
+    if args.max_users_per_request is not None:
+        extra["max_users_per_request"] = args.max_users_per_request
+    return ServeConfig(model_dir=args.model_dir,
+                       max_payload_bytes=int(args.max_payload_mb * 1024 * 1024),
+                       batch_mode=args.batch, endpoint_name=args.name,
+                       vocabulary=args.vocabulary, max_k=args.max_k, **extra)
 
 
 def config_from_env(model_dir: str | None = None) -> ServeConfig:
@@ -76,37 +118,74 @@ def config_from_env(model_dir: str | None = None) -> ServeConfig:
         raise ConfigError("SAGEMAKER_MAX_PAYLOAD_IN_MB / FMKIT_MAX_PAYLOAD_BYTES must be "
                           "numbers.") from None
     return ServeConfig(
-        model_dir=model_dir or env.get("FMKIT_MODEL_DIR") or CONTAINER_MODEL_DIR,
+        model_dir=model_dir or env.get("FMKIT_MODEL_DIR") or (
+            os.path.join(env["FMKIT_SM_ROOT"], "model") if env.get("FMKIT_SM_ROOT")
+            else CONTAINER_MODEL_DIR),
         max_payload_bytes=limit,
         batch_mode=env.get("SAGEMAKER_BATCH", "").strip().lower() in ("true", "1"),
         endpoint_name=env.get("FMKIT_ENDPOINT_NAME") or None,
         vocabulary=env.get("FMKIT_VOCABULARY") or None,
+        max_users_per_request=_env_int("FMKIT_MAX_USERS_PER_REQUEST",
+                                       routes.DEFAULT_MAX_USERS_PER_REQUEST),
+        max_k=_env_int("FMKIT_MAX_K", None),
     )
+
+
+def config_from_args(args: Any) -> ServeConfig:
+    """Return the settings given as ``python -m fmkit.serving`` options (an argparse
+    namespace with ``model_dir``, ``max_payload_mb``, ``batch``, ``name``, ``vocabulary``,
+    ``max_users_per_request`` and ``max_k``; None keeps a default)."""
+    if args.max_payload_mb is not None and args.max_payload_mb <= 0:
+        raise ConfigError(f"--max-payload-mb must be > 0; got {args.max_payload_mb:g}.")
+    max_users = getattr(args, "max_users_per_request", None)
+    max_k = getattr(args, "max_k", None)
+    if max_users is not None and max_users < 1:
+        raise ConfigError(f"--max-users-per-request must be an int >= 1; got {max_users}.")
+    if max_k is not None and max_k < 1:
+        raise ConfigError(f"--max-k must be an int >= 1; got {max_k}.")
+    return ServeConfig(
+        model_dir=args.model_dir,
+        max_payload_bytes=(int(args.max_payload_mb * 1024 * 1024)
+                           if args.max_payload_mb is not None
+                           else routes.DEFAULT_MAX_PAYLOAD_BYTES),
+        batch_mode=bool(getattr(args, "batch", False)),
+        endpoint_name=getattr(args, "name", None),
+        vocabulary=getattr(args, "vocabulary", None),
+        max_users_per_request=(routes.DEFAULT_MAX_USERS_PER_REQUEST if max_users is None
+                               else max_users),
+        max_k=max_k,
+    )
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer; got {text!r}.") from None
 
 
 def load_predictor(model_dir: str | os.PathLike[str], *,
                    vocabulary: str | os.PathLike[str] | None = None) -> Predictor:
     """Load the model to serve; raise ArtifactError with a clear message if it cannot.
 
+    ``model_dir`` is an fmkit folder or a SageMaker model, a local path or an ``s3://`` URI
+    (:func:`fmkit.model_store.load_model`).
+
     ``vocabulary`` attaches a vocabulary.json to a model that has none (a SageMaker model),
     so that ``/recommend`` can speak in raw ids.
     """
     from fmkit.inference.predictor import Predictor
+    from fmkit.io import paths
+    from fmkit.model_store import load_model
 
-    path = Path(model_dir)
-    if not path.exists():
-        raise ArtifactError(f"model directory {path} does not exist; pass --model-dir with a "
+    text = os.fspath(model_dir)
+    if not paths.is_remote(text) and not Path(paths.local_path(text)).exists():
+        raise ArtifactError(f"model directory {text} does not exist; pass --model-dir with a "
                             "folder written by fmkit train, or one holding model.tar.gz.")
-    predictor = Predictor.load(path)
-    if vocabulary is not None:
-        from fmkit.features.vocabulary import Vocabulary
-
-        vocab = Vocabulary.load(vocabulary)
-        if vocab.feature_dim != predictor.feature_dim:
-            raise ArtifactError(f"vocabulary {vocabulary} has feature_dim {vocab.feature_dim} "
-                                f"but the model has {predictor.feature_dim}.")
-        predictor.artifact.vocabulary = vocab.to_dict()
-    return predictor
+    return Predictor(load_model(text, vocabulary=vocabulary))
 
 
 def create_app(
@@ -120,11 +199,13 @@ def create_app(
     Parameters
     ----------
     model_dir : path-like, optional
-        The model to load in the lifespan (fmkit folder, model.tar.gz or model_algo-1).
+        The model to load in the lifespan (fmkit folder, model.tar.gz or model_algo-1;
+        local or ``s3://``).
     predictor : Predictor, optional
         An already loaded model (then ``model_dir`` is not read).
     config : ServeConfig, optional
-        Payload limit, batch mode, endpoint name; ``model_dir`` overrides its model_dir.
+        Payload limit, batch mode, endpoint name, request limits of ``/recommend``;
+        ``model_dir`` overrides its model_dir.
 
     Raises
     ------
@@ -149,6 +230,8 @@ def create_app(
         batch_mode=config.batch_mode,
         endpoint_names=(config.endpoint_name,) if config.endpoint_name else (),
         model_dir=config.model_dir,
+        max_users_per_request=config.max_users_per_request,
+        max_k=config.max_k,
     )
 
     @asynccontextmanager
@@ -183,6 +266,7 @@ def create_app(
             Route("/execution-parameters", routes.execution_parameters, methods=["GET"]),
             Route("/recommend", routes.recommend, methods=["POST"]),
             Route("/similar", routes.similar, methods=["POST"]),
+            Route("/stats", routes.stats, methods=["GET"]),
         ],
         exception_handlers={HTTPException: on_http, FMError: on_error, Exception: on_error},
         middleware=[Middleware(routes.FastPathMiddleware, handler=invocations)],

@@ -3,7 +3,7 @@
 Routes (spec sections 6 and 7):
 
 - ``GET /ping``: 200 with an empty body once the model is loaded, else 503;
-- ``POST /invocations``: score a body (:mod:`fmkit.serving.codecs`), as a bare ASGI app
+- ``POST /invocations``: score a body (:mod:`fmkit.io.codecs`), as a bare ASGI app
   that :class:`FastPathMiddleware` reaches before any routing;
 - ``POST /endpoints/{name}/invocations``: the same behind SageMaker's runtime API, with the
   error mapping botocore expects (ValidationError 400, ModelError 424,
@@ -11,7 +11,8 @@ Routes (spec sections 6 and 7):
 - ``GET /execution-parameters``: batch transform settings;
 - ``POST /recommend``: ``{"user": "1", "k": 10, "exclude_seen": true, "context": {...},
   "exclude": [...], "min_score": 3.5, "label_only": false}``, or ``"users": [...]`` for
-  many users at once;
+  many users at once: at most ``max_users_per_request`` of them (413 beyond), ``k`` at
+  most the model's number of items and ``max_k`` when set (400 beyond);
 - ``POST /similar``: ``{"item": "50", "k": 10}``.
 
 Errors are JSON ``{"message": ..., "request_id": ...}``; a 500 never shows a traceback.
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import DataError, FMError
-from fmkit.serving import codecs
-from fmkit.serving.endpoints import valid_name
+from fmkit.inference.scoring import score_body
+from fmkit.io import codecs
+from fmkit.registry.records import valid_name
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+DEFAULT_MAX_USERS_PER_REQUEST = 1000
 _THREAD_BYTES = 256 * 1024  # bodies above this are scored off the event loop
 _THREAD_SCORES = 1 << 20  # and recommendations computing more user x item scores than this
 
@@ -75,6 +78,9 @@ class ServerState:
     predictor: Predictor | None = None
     recommender: Recommender | None = None
     model_dir: str | None = None
+    max_users_per_request: int = DEFAULT_MAX_USERS_PER_REQUEST
+    max_k: int | None = None  # None: the model's number of items
+    requests_served: int = 0  # POSTs this worker answered (GET /stats); /ping not counted
 
     def require_predictor(self) -> Predictor:
         if self.predictor is None:
@@ -132,19 +138,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     return await _receive_body(request.receive, None if declared is None else declared.encode(),
                                limit)
-
-
-def score_body(predictor: Predictor, body: bytes, content_type: str | None,
-               accept: str | None, *, batch_mode: bool = False,
-               line_offset: int = 0) -> tuple[bytes, str]:
-    """Decode, score and encode one request; return ``(body, response content type)``.
-
-    ``line_offset`` shifts the line numbers in errors (batch transform's payloads)."""
-    kind = codecs.response_type(accept, batch=batch_mode)
-    batch = codecs.decode_request(body, content_type, predictor.feature_dim,
-                                  line_offset=line_offset)
-    predictions = predictor.predict_batch(batch, validate=False)
-    return codecs.encode_response(predictions, kind), kind
 
 
 async def invoke(state: ServerState, body: bytes, content_type: str | None,
@@ -236,6 +229,8 @@ class FastPathMiddleware:
         self.handler = handler
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            self.handler.state.requests_served += 1
         if (scope["type"] == "http" and scope["path"] == "/invocations"
                 and scope["method"] == "POST"):
             await self.handler(scope, receive, send)
@@ -350,7 +345,19 @@ async def recommend(request: Request) -> Response:
     state = _state(request)
     doc = await _json_body(request)
     rec = state.require_recommender()
+    users = doc.get("users")
+    if isinstance(users, list) and len(users) > state.max_users_per_request:
+        raise codecs.PayloadTooLargeError(
+            f'"users" names {len(users)} users; this server takes at most '
+            f"{state.max_users_per_request} per request (serve --max-users-per-request). "
+            "Split the list into several requests.")
     k = _int_field(doc, "k", 10)
+    if k > rec.n_items:
+        raise DataError(f'"k" is {k}, but the model has {rec.n_items} items; ask for at most '
+                        f"{rec.n_items}.")
+    if state.max_k is not None and k > state.max_k:
+        raise DataError(f'"k" is {k}; this server answers at most {state.max_k} items per '
+                        "user (serve --max-k).")
     context = doc.get("context")
     if context is not None and not isinstance(context, dict):
         raise DataError('"context" must be an object of field -> value.')
@@ -401,6 +408,15 @@ async def similar(request: Request) -> Response:
     if not isinstance(item, (str, int)) or isinstance(item, bool):
         raise DataError('the body needs "item": "<raw item id>".')
     result = rec.similar(str(item), k=_int_field(doc, "k", 10))
-    body = {"item": result.query,
-            "similar": [{"item": i, "score": s} for i, s in zip(result.items, result.scores)]}
+    body = {"item": result.query,  # items as in /recommend: item, score and title when known
+            "similar": result.to_dict(key="item")["recommendations"]}
     return Response(orjson.dumps(body), media_type=codecs.JSON)
+
+
+async def stats(request: Request) -> Response:
+    """``GET /stats``: what this worker served (``requests_served`` counts its POSTs)."""
+    from starlette.responses import JSONResponse
+
+    state = _state(request)
+    return JSONResponse({"requests_served": state.requests_served, "pid": os.getpid(),
+                         "model_dir": state.model_dir})

@@ -9,7 +9,7 @@ import pytest
 
 from fmkit.errors import DataError
 from fmkit.io.protobuf import encode_batch
-from fmkit.serving import codecs
+from fmkit.io import codecs
 from fmkit.sparse import SparseBatch
 
 F = 6

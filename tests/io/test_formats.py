@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fmkit.errors import FormatError
-from fmkit.io import registry
+from fmkit.io import formats
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,7 @@ from fmkit.io import registry
      ("m.npz", "npz"), ("part-0000", None), ("x.json", None)],
 )
 def test_extensions(path: str, expected: str | None) -> None:
-    assert registry.from_extension(path) == expected
+    assert formats.from_extension(path) == expected
 
 
 @pytest.mark.parametrize(
@@ -27,15 +27,15 @@ def test_extensions(path: str, expected: str | None) -> None:
      ("application/x-npz", "npz")],
 )
 def test_content_types(content_type: str, expected: str) -> None:
-    assert registry.from_content_type(content_type) == expected
+    assert formats.from_content_type(content_type) == expected
 
 
 def test_unknown_names_and_types_are_format_errors() -> None:
     with pytest.raises(FormatError, match="unsupported content type 'application/json'"):
-        registry.from_content_type("application/json")
+        formats.from_content_type("application/json")
     with pytest.raises(FormatError, match="unknown data format 'parquet'"):
-        registry.codec("parquet")
-    assert registry.codec("RecordIO").name == "recordio-protobuf"
+        formats.codec("parquet")
+    assert formats.codec("RecordIO").name == "recordio-protobuf"
 
 
 @pytest.mark.parametrize(
@@ -45,15 +45,15 @@ def test_unknown_names_and_types_are_format_errors() -> None:
      (b"\xff\xfe\x00\x01binary", None), (b"hello world\n", None)],
 )
 def test_sniffing(head: bytes, expected: str | None) -> None:
-    assert registry.sniff(head) == expected
+    assert formats.sniff(head) == expected
 
 
 def test_resolve_precedence_and_failures() -> None:
-    assert registry.resolve("a.csv", b"1 2:1", format="libsvm") == "libsvm"
-    assert registry.resolve("a.csv", None, content_type="text/libsvm") == "libsvm"
-    assert registry.resolve("a.csv", b"1 2:1") == "csv"
-    assert registry.resolve("part-0", b"1 2:1") == "libsvm"
+    assert formats.resolve("a.csv", b"1 2:1", format="libsvm") == "libsvm"
+    assert formats.resolve("a.csv", None, content_type="text/libsvm") == "libsvm"
+    assert formats.resolve("a.csv", b"1 2:1") == "csv"
+    assert formats.resolve("part-0", b"1 2:1") == "libsvm"
     with pytest.raises(FormatError, match="part-0: the file is empty"):
-        registry.resolve("part-0", b"")
+        formats.resolve("part-0", b"")
     with pytest.raises(FormatError, match="cannot tell the data format"):
-        registry.resolve("part-0", b"\x00\x01\x02")
+        formats.resolve("part-0", b"\x00\x01\x02")

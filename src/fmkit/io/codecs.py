@@ -1,4 +1,7 @@
-"""Request and response bodies of the inference server (spec sections 6.2 and 6.3), numpy only.
+"""Request and response bodies of inference (spec sections 6.2 and 6.3), numpy only.
+
+Data-layer code shared by the model server (:mod:`fmkit.serving`) and batch transform
+(:mod:`fmkit.inference.transform`).
 
 Requests (``Content-Type``, media type only, case ignored):
 
