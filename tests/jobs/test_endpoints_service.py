@@ -47,6 +47,13 @@ def test_deploy_without_waiting_then_serving_then_failed_when_killed(model_dir):
     answer = json.load(urllib.request.urlopen(req, timeout=10))
     assert len(answer["predictions"]) == 1
     assert [e.name for e in endpoints.list_endpoints(registry=reg)] == ["svc-1"]
+    # stop keeps the record; start brings the same endpoint back on the same URL
+    stopped = endpoints.stop("svc-1", registry=reg)
+    assert stopped.status == "OutOfService"
+    assert endpoints.describe("svc-1", registry=reg).status == "OutOfService"
+    endpoints.start("svc-1", registry=reg)
+    ready = _wait_status("svc-1", reg, {"InService"})
+    assert ready.url == stopped.url
     os.killpg(ready.pid, signal.SIGKILL)
     failed = _wait_status("svc-1", reg, {"Failed"})
     assert "no longer running" in failed.failure_reason

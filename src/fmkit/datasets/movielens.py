@@ -14,6 +14,9 @@ value 1/sqrt(count), after every other key. The label is the rating
 The data comes from a folder in the original layout (``u.data``, ``u.user``, ``u.item``,
 ``ua.base``... for 100K; ``ratings.dat``, ``users.dat``, ``movies.dat`` with ``::`` for 1M),
 from the GroupLens zip, or is downloaded (checksum verified) when neither is given.
+
+The vocabulary keeps each movie's title and genres (from ``u.item`` or ``movies.dat``) in its
+``item_metadata``, so that recommendations can show ``title`` beside the raw item id.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from fmkit.errors import DataError
-from fmkit.io import paths
 from fmkit.features.vocabulary import Field, Vocabulary
+from fmkit.io import paths
 from fmkit.sparse import SparseBatch
 
 logger = logging.getLogger(__name__)
@@ -209,6 +212,7 @@ def _load_100k(src: _Source, split: str, target: str, threshold: float, side: bo
             if len(p) >= 4:
                 users[int(p[0])] = (_age_bucket(int(p[1])), p[2], p[3])
     items: dict[int, list[str]] = {}
+    titles: dict[int, str] = {}
     genre_names: list[str] = []
     if src.has("u.genre"):
         pairs = [ln.split("|") for ln in src.read("u.genre").splitlines() if "|" in ln]
@@ -222,10 +226,12 @@ def _load_100k(src: _Source, split: str, target: str, threshold: float, side: bo
                                     if f.strip() == "1"]
             elif p and p[0].isdigit():
                 items[int(p[0])] = []
+            if len(p) >= 2 and p[0].isdigit() and p[1].strip():
+                titles[int(p[0])] = p[1].strip()
     n_users = max(max(users, default=0), int(train[:, 0].max()), int(test[:, 0].max()))
     n_items = max(max(items, default=0), int(train[:, 1].max()), int(test[:, 1].max()))
     return _encode(train, test, n_users, n_items, users, items, genre_names, target, threshold,
-                   side, implicit)
+                   side, implicit, titles)
 
 
 def _load_1m(src: _Source, split: str, target: str, threshold: float, side: bool,
@@ -243,6 +249,7 @@ def _load_1m(src: _Source, split: str, target: str, threshold: float, side: bool
             if len(p) >= 4:
                 users[int(p[0])] = (ages.get(p[2], p[2]), p[1], p[3])
     items = {}
+    titles: dict[int, str] = {}
     genres: set[str] = set()
     if src.has("movies.dat"):
         for line in src.read("movies.dat").splitlines():
@@ -251,16 +258,18 @@ def _load_1m(src: _Source, split: str, target: str, threshold: float, side: bool
                 gs = [g for g in p[2].strip().split("|") if g]
                 items[int(p[0])] = gs
                 genres.update(gs)
+                if p[1].strip():
+                    titles[int(p[0])] = p[1].strip()
     n_users = max(max(users, default=0), int(ratings[:, 0].max()))
     n_items = max(max(items, default=0), int(ratings[:, 1].max()))
     return _encode(train, test, n_users, n_items, users, items, sorted(genres), target,
-                   threshold, side, implicit)
+                   threshold, side, implicit, titles)
 
 
 def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
             users: dict[int, tuple[str, str, str]], items: dict[int, list[str]],
             genre_names: list[str], target: str, threshold: float,
-            side: bool, implicit: bool) -> MovieLensData:
+            side: bool, implicit: bool, titles: dict[int, str] | None = None) -> MovieLensData:
     fields = [
         Field("user", 0, n_users, "user", True, tuple(str(u) for u in range(1, n_users + 1))),
         Field("item", n_users, n_items, "item", True,
@@ -295,7 +304,7 @@ def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
         offset = _add_implicit(train, n_users, n_items, offset, fields, user_side, item_side)
     counts = np.bincount(train[:, 1] - 1, minlength=n_items)
     vocab = Vocabulary(offset, fields, "user", "item", user_side, item_side,
-                       [int(c) for c in counts])
+                       [int(c) for c in counts], _item_metadata(items, titles or {}))
     # one row per user and per item, exactly as serving rebuilds them from the vocabulary
     users_csr = vocab.entity_rows("user", vocab.ids("user"))
     items_csr = vocab.entity_rows("item", vocab.ids("item"))
@@ -310,6 +319,13 @@ def _encode(train: np.ndarray, test: np.ndarray, n_users: int, n_items: int,
                                        x.data.astype(np.float32), labels, feature_dim=offset)
 
     return MovieLensData(rows(train), rows(test), vocab)
+
+
+def _item_metadata(genres: dict[int, list[str]], titles: dict[int, str]
+                   ) -> dict[str, dict[str, object]]:
+    """Return raw item id -> ``{"title", "genres"}`` for the movies with a known title."""
+    return {str(i): {"title": t, "genres": list(genres.get(i, []))}
+            for i, t in sorted(titles.items())}
 
 
 def _add_implicit(train: np.ndarray, n_users: int, n_items: int, offset: int,

@@ -19,11 +19,15 @@ JSON layout::
       ],
       "user_features": {"196": [[2625, 1.0], [2633, 1.0]]},   # side keys of each raw user
       "item_features": {"50": [[2640, 0.5], [2641, 0.5]]},
-      "item_counts": [452, 131, ...]                          # training rows per item
+      "item_counts": [452, 131, ...],                         # training rows per item
+      "item_metadata": {"50": {"title": "Star Wars (1977)",   # optional: what a person
+                               "genres": ["Action", ...]}}    # reads beside the raw id
     }
 
 ``role`` is ``user``, ``item`` or ``context``; ``one_hot`` says that no two keys of the field
 occur in the same row (the Bayesian solver samples such a field as one block).
+``item_metadata`` (optional, absent from older files) maps a raw item id to facts a person
+reads beside it, such as the MovieLens ``title`` and ``genres``; it never changes a feature key.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class Vocabulary:
     user_features: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     item_features: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     item_counts: list[int] | None = None
+    item_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     _index: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -90,6 +95,8 @@ class Vocabulary:
         }
         if self.item_counts is not None:
             out["item_counts"] = [int(c) for c in self.item_counts]
+        if self.item_metadata:
+            out["item_metadata"] = {str(k): dict(v) for k, v in self.item_metadata.items()}
         return out
 
     @classmethod
@@ -117,6 +124,7 @@ class Vocabulary:
                 item_features={str(k): [(int(a), float(b)) for a, b in v]
                                for k, v in (data.get("item_features") or {}).items()},
                 item_counts=data.get("item_counts"),
+                item_metadata=_metadata(data.get("item_metadata"), source),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: malformed vocabulary ({type(exc).__name__}: {exc}).") \
@@ -127,7 +135,7 @@ class Vocabulary:
     def check(self, *, source: str = "vocabulary") -> None:
         """Raise DataError if fields overlap, leave feature_dim or disagree with their ids."""
         spans = sorted((f.offset, f.offset + f.size, f.name) for f in self.fields)
-        for (_, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
+        for (_, a1, an), (b0, _, bn) in zip(spans, spans[1:], strict=False):
             if b0 < a1:
                 raise DataError(f"{source}: fields {an!r} and {bn!r} overlap.")
         for f in self.fields:
@@ -169,6 +177,11 @@ class Vocabulary:
         return cls.from_dict(data, source=str(p))
 
     # ------------------------------------------------------------------ lookups
+    def item_title(self, raw_id: str) -> str | None:
+        """Return the title recorded for raw item ``raw_id`` (MovieLens), or None."""
+        title = self.item_metadata.get(str(raw_id), {}).get("title")
+        return None if title is None else str(title)
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:
@@ -265,3 +278,12 @@ class Vocabulary:
         m.sum_duplicates()
         m.data[:] = 1.0
         return m
+
+
+def _metadata(value: Any, source: str) -> dict[str, dict[str, Any]]:
+    """Parse ``item_metadata``: an object of raw id -> object (absent in older files)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        raise DataError(f"{source}: item_metadata must be an object of raw item id -> object.")
+    return {str(k): dict(v) for k, v in value.items()}

@@ -290,6 +290,40 @@ def delete(name: str, *, timeout_s: float = 35.0, registry: Any = None) -> Endpo
     return dataclasses.replace(record, status="OutOfService")
 
 
+def stop(name: str, *, timeout_s: float = 35.0, registry: Any = None) -> Endpoint:
+    """Stop endpoint ``name``'s server but keep its record (``OutOfService``), so that
+    :func:`start` can bring it back on the same URL.
+
+    Raises
+    ------
+    EndpointError
+        No such endpoint.
+    """
+    registry = _registry(registry)
+    record = describe(name, registry=registry)
+    if record.pid and _alive(record.pid) and _is_our_server(record):
+        _terminate(record.pid, timeout_s=timeout_s)
+    registry.endpoints.set_status(name, "OutOfService")
+    return registry.endpoints.get(name)
+
+
+def start(name: str, *, wait_s: float = 0.0, registry: Any = None) -> Endpoint:
+    """Start a stopped endpoint again: the same model, settings and port (so the same URL).
+
+    Raises
+    ------
+    EndpointError
+        No such endpoint, or it is running.
+    """
+    registry = _registry(registry)
+    record = describe(name, registry=registry)
+    config = record.config or {}
+    return deploy(record.model, name, host=record.host or "127.0.0.1", port=record.port,
+                  workers=int(config.get("workers", 1)), vocabulary=config.get("vocabulary"),
+                  max_users=config.get("max_users"), max_k=config.get("max_k"),
+                  wait_s=wait_s, model_name=record.model_name, registry=registry)
+
+
 def restore(*, registry: Any = None, wait_s: float = 0.0) -> list[Endpoint]:
     """Restart every endpoint whose server is gone (a reboot, a crash); one whose model
     cannot be served any more is recorded ``Failed`` with the reason. Return them all."""

@@ -1,0 +1,45 @@
+"""``fmkit console``: the web console over the registry (``python -m fmkit.console``).
+
+The console is a front end of its own; this command starts its server process and passes
+Ctrl-C / SIGTERM on to it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from fmkit.errors import ConfigError
+
+
+def _run(cmd: list[str]) -> int:
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum: int, frame: Any) -> None:
+        proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return proc.wait()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("console")
+    def console(
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on "
+                                 "(0.0.0.0 for all; the console has no login)."),
+        port: int = typer.Option(8788, "--port"),
+    ) -> None:
+        """Open the web console over the local registry."""
+        if not 0 < port < 65536:
+            raise ConfigError(f"--port must be 1-65535; got {port}.")
+        cmd = [sys.executable, "-m", "fmkit.console", "--host", host, "--port", str(port)]
+        raise typer.Exit(_run(cmd))
