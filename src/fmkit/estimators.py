@@ -37,9 +37,19 @@ try:  # scikit-learn is optional: with it, the estimators get its mixins and tag
     class EstimatorNotFittedError(NotFittedError, _SklearnNotFitted):
         """Raised by predict before fit; also scikit-learn's NotFittedError."""
 
-except ImportError:  # pragma: no cover - exercised without scikit-learn
+except ImportError:  # without scikit-learn (tests/test_estimators.py runs this in a subprocess)
     _Base = object  # type: ignore[assignment,misc]
-    _ClassifierMixin = _RegressorMixin = object  # type: ignore[assignment,misc]
+
+    class _ClassifierMixin:  # type: ignore[no-redef]
+        """Stands in for scikit-learn's ClassifierMixin: the estimator type only."""
+
+        _estimator_type = "classifier"
+
+    class _RegressorMixin:  # type: ignore[no-redef]
+        """Stands in for scikit-learn's RegressorMixin: the estimator type only."""
+
+        _estimator_type = "regressor"
+
     EstimatorNotFittedError = NotFittedError  # type: ignore[misc]
     _ColumnWarning = FMWarning  # type: ignore[misc,assignment]
 
@@ -126,7 +136,7 @@ class _FMBase(_Base):  # type: ignore[misc,valid-type]
             validation = _as_batch(Xv, yv).with_feature_dim(config.feature_dim)
         init = None
         if init_model is not None:
-            from fmkit.artifact import load
+            from fmkit.model_store import load_model as load
 
             init = load(init_model)
         result = train_fit(config, batch.with_feature_dim(config.feature_dim),
@@ -224,10 +234,20 @@ class FMRegressor(_RegressorMixin, _FMBase):  # type: ignore[misc,valid-type]
         return self._scores(X)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Return R^2 of the predictions."""
-        from sklearn.metrics import r2_score
+        """Return R^2 of the predictions (scikit-learn's r2_score; no scikit-learn needed)."""
+        return _r2_score(y, self.predict(X), sample_weight)
 
-        return float(r2_score(y, self.predict(X), sample_weight=sample_weight))
+
+def _r2_score(y: Any, pred: np.ndarray, sample_weight: Any = None) -> float:
+    """R^2 as scikit-learn's r2_score computes it (constant target: 1.0 if hit exactly, else 0)."""
+    y = np.asarray(y, dtype=np.float64).ravel()
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    residual = float(np.sum(w * (y - pred) ** 2))
+    total = float(np.sum(w * (y - np.average(y, weights=w)) ** 2))
+    if total == 0.0:
+        return 1.0 if residual == 0.0 else 0.0
+    return 1.0 - residual / total
 
 
 class FMClassifier(_ClassifierMixin, _FMBase):  # type: ignore[misc,valid-type]
@@ -287,7 +307,7 @@ class FMClassifier(_ClassifierMixin, _FMBase):  # type: ignore[misc,valid-type]
 
 def load_model(path: str | os.PathLike[str]) -> FMClassifier | FMRegressor:
     """Load a saved model (fmkit folder or SageMaker model.tar.gz) as a fitted estimator."""
-    from fmkit.artifact import load
+    from fmkit.model_store import load_model as load
 
     artifact = load(path)
     hp = dict(artifact.metadata.get("hyperparameters") or {})

@@ -7,28 +7,10 @@ Ctrl-C / SIGTERM on to it.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 
 from fmkit.errors import ConfigError
-
-
-def _run(cmd: list[str]) -> int:
-    import signal
-    import subprocess
-
-    proc = subprocess.Popen(cmd)
-
-    def forward(signum: int, frame: Any) -> None:
-        proc.send_signal(signum)
-
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return proc.wait()
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 def register(app: typer.Typer) -> None:
@@ -42,4 +24,6 @@ def register(app: typer.Typer) -> None:
         if not 0 < port < 65536:
             raise ConfigError(f"--port must be 1-65535; got {port}.")
         cmd = [sys.executable, "-m", "fmkit.console", "--host", host, "--port", str(port)]
-        raise typer.Exit(_run(cmd))
+        from fmkit.cli.child import run_server
+
+        raise typer.Exit(run_server(cmd))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -126,18 +126,18 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Argument(..., metavar="IN",
                                      help="File, folder, glob or s3://bucket/prefix."),
         dest: str = typer.Argument(..., metavar="OUT", help="Output file (local or s3://)."),
-        to: Optional[str] = typer.Option(
+        to: str | None = typer.Option(
             None, "--to", help="Output format: recordio-protobuf, libsvm, csv, npz "
             "(default: from OUT's extension, else recordio-protobuf)."),
-        from_: Optional[str] = typer.Option(None, "--from", help="Input format."),
-        content_type: Optional[str] = typer.Option(
+        from_: str | None = typer.Option(None, "--from", help="Input format."),
+        content_type: str | None = typer.Option(
             None, "--content-type", help="Input MIME type, e.g. application/x-recordio-protobuf."),
         dense: bool = typer.Option(False, "--dense", help="Write dense recordIO records "
                                    "(write_numpy_to_dense_tensor layout)."),
-        zero_based: Optional[bool] = typer.Option(
+        zero_based: bool | None = typer.Option(
             None, "--zero-based/--one-based", help="libsvm key base of the input "
             "(default: guess) and output (default: 1-based)."),
-        feature_dim: Optional[int] = typer.Option(
+        feature_dim: int | None = typer.Option(
             None, "--feature-dim", help="Width of the output rows (recordIO shape, CSV "
             "columns); default: stated by the input, else 1 + the largest key."),
         compressed: bool = typer.Option(False, "--compressed", help="Compress npz output."),
@@ -182,11 +182,11 @@ def register(app: typer.Typer) -> None:
     def inspect(
         source: str = typer.Argument(..., metavar="FILE|URI",
                                      help="File, folder, glob or s3://bucket/prefix."),
-        content_type: Optional[str] = typer.Option(None, "--content-type",
+        content_type: str | None = typer.Option(None, "--content-type",
                                                    help="Input MIME type."),
-        format: Optional[str] = typer.Option(None, "--format", help="Input format."),
+        format: str | None = typer.Option(None, "--format", help="Input format."),
         head: int = typer.Option(3, "--head", help="Records to show."),
-        zero_based: Optional[bool] = typer.Option(None, "--zero-based/--one-based",
+        zero_based: bool | None = typer.Option(None, "--zero-based/--one-based",
                                                   help="libsvm key base (default: guess)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:

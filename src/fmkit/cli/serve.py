@@ -50,31 +50,6 @@ def _recommender(model_dir: str, vocabulary: str | None) -> Any:
     return load_recommender(model_dir, vocabulary=vocabulary)
 
 
-def _run_server(cmd: list[str]) -> int:
-    """Run the server process in the foreground; SIGTERM/SIGINT are passed on (it drains
-    in-flight requests) and its exit code becomes ours."""
-    import signal
-    import subprocess
-
-    proc = subprocess.Popen(cmd)
-
-    def forward(signum: int, frame: Any) -> None:
-        proc.send_signal(signum)
-
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        code = proc.wait()
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    if code < 0:  # the server ended on a signal we passed on: end the same way
-        import os
-
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    return code
-
-
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
@@ -122,7 +97,9 @@ def register(app: typer.Typer) -> None:
                             max_payload_mb=max_payload_mb, name=name, vocabulary=vocabulary,
                             batch=batch, log_level=log_level, max_users=max_users,
                             max_k=max_k)
-        raise typer.Exit(_run_server(cmd))
+        from fmkit.cli.child import run_server
+
+        raise typer.Exit(run_server(cmd))
 
     @app.command("deploy")
     def deploy(

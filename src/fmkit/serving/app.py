@@ -82,29 +82,6 @@ class ServeConfig:
         return env
 
 
-def config_from_args(args: Any) -> ServeConfig:
-    """Build the settings from ``python -m fmkit.serving``'s parsed options.
-
-    Raises
-    ------
-    ConfigError
-        A limit is not positive or the endpoint name is invalid.
-    """
-    from fmkit.registry.records import check_name
-
-    if args.max_payload_mb <= 0:
-        raise ConfigError(f"--max-payload-mb must be > 0; got {args.max_payload_mb:g}.")
-    if args.name is not None:
-        check_name(args.name, what="endpoint")
-    extra: dict[str, Any] = {}
-    if args.max_users_per_request is not None:
-        extra["max_users_per_request"] = args.max_users_per_request
-    return ServeConfig(model_dir=args.model_dir,
-                       max_payload_bytes=int(args.max_payload_mb * 1024 * 1024),
-                       batch_mode=args.batch, endpoint_name=args.name,
-                       vocabulary=args.vocabulary, max_k=args.max_k, **extra)
-
-
 def config_from_env(model_dir: str | None = None) -> ServeConfig:
     """Read the server settings from the environment (see the module docstring)."""
     env = os.environ
@@ -143,6 +120,10 @@ def config_from_args(args: Any) -> ServeConfig:
         raise ConfigError(f"--max-users-per-request must be an int >= 1; got {max_users}.")
     if max_k is not None and max_k < 1:
         raise ConfigError(f"--max-k must be an int >= 1; got {max_k}.")
+    if getattr(args, "name", None) is not None:
+        from fmkit.registry.records import check_name
+
+        check_name(args.name, what="endpoint")
     return ServeConfig(
         model_dir=args.model_dir,
         max_payload_bytes=(int(args.max_payload_mb * 1024 * 1024)
