@@ -16,7 +16,7 @@ import logging
 import torch
 from flask import Flask, jsonify, request
 
-from fmkit.artifact import load
+from fmkit.model_store import load_model as load
 from fmkit.model.fm import DeviceBatch, FactorizationMachine
 
 

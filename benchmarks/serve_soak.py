@@ -118,7 +118,7 @@ def main() -> None:
         alive = proc.poll() is None
     finally:
         stop(proc)
-    from fmkit.artifact import load
+    from fmkit.model_store import load_model as load
     from fmkit.inference.predictor import Predictor
 
     expected = Predictor(load(model)).predict_scores(
