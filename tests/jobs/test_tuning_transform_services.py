@@ -70,3 +70,18 @@ def test_transform_job_is_recorded_with_its_summary_and_log(channels, tmp_path):
                       registry=reg)
     failed = reg.transforms.get("tx-2")
     assert failed.status == "Failed" and failed.failure_reason.startswith("ClientError")
+
+
+@pytest.mark.slow
+def test_background_tuning_is_recorded_at_once_and_bad_data_fails_it(tmp_path):
+    reg = Registry()
+    job = tuning.start(tuning.TuningRequest(channels={"train": str(tmp_path / "nowhere"),
+                                                      "test": str(tmp_path / "nowhere")},
+                                            static_hyperparameters=FIXED, ranges=RANGES,
+                                            max_jobs=2, name="tune-bad"), registry=reg)
+    assert job.status == "InProgress"  # recorded before any data is read
+    deadline = time.monotonic() + 60
+    while reg.tuning.get("tune-bad").status == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    failed = reg.tuning.get("tune-bad")
+    assert failed.status == "Failed" and "nowhere" in failed.failure_reason

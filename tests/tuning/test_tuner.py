@@ -349,3 +349,15 @@ def test_too_small_a_train_for_the_hold_out_fails_before_any_trial(
     with pytest.raises(DataError, match="validation_fraction=0.1 of the 4 train rows"):
         _tuner(reg, strategy="hyperband", name="tiny").fit(data[0].slice(0, 4), data[1])
     assert reg.tuning.list() == [] and reg.jobs.list() == []
+
+
+def test_a_required_sagemaker_hyperparameter_can_be_tuned():
+    # SageMaker has no default for num_factors: tuning it must not need a fixed value
+    tuner = Tuner({"predictor_type": "regressor", "feature_dim": 20},
+                  {"num_factors": IntegerParameter(2, 8)}, defaults="sagemaker", max_jobs=2)
+    plan = tuner.check(has_test=True)
+    assert plan["ranges"]["num_factors"].min_value == 2
+    bad = Tuner({"predictor_type": "regressor", "feature_dim": 20},
+                {"num_factors": IntegerParameter(0, 8)}, defaults="sagemaker", max_jobs=2)
+    with pytest.raises(ConfigError, match="num_factors"):
+        bad.check(has_test=True)

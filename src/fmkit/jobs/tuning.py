@@ -13,17 +13,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import ConfigError, FMError
 from fmkit.jobs.channels import find_vocabulary, normalize_channels, open_channel
 from fmkit.jobs.hyperparameters import check_defaults
+from fmkit.registry.store import open_registry
+
+if TYPE_CHECKING:
+    from fmkit.registry import Registry, TuningJob
+    from fmkit.tuning import Tuner
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class TuningRequest:
         return parse_ranges(self.ranges)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (:meth:`from_dict` reads it back); ranges as SageMaker's JSON."""
         out = dataclasses.asdict(self)
         out["channels"] = {k: v.to_dict() for k, v in normalize_channels(
             self.channels, content_type=self.content_type).items()}
@@ -78,19 +81,12 @@ class TuningRequest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TuningRequest:
+        """Read :meth:`to_dict`'s form back (unknown keys are ignored)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _registry(registry: Any) -> Any:
-    if registry is not None:
-        return registry
-    from fmkit.registry import Registry
-
-    return Registry()
-
-
-def _tuner(request: TuningRequest, registry: Any) -> Any:
+def _tuner(request: TuningRequest, registry: Registry | None) -> Tuner:
     from fmkit.tuning import Tuner
 
     check_defaults(request.defaults)
@@ -120,7 +116,7 @@ def validate(request: TuningRequest) -> None:
     _tuner(request, registry=None)
 
 
-def run(request: TuningRequest, *, registry: Any = None) -> Any:
+def run(request: TuningRequest, *, registry: Registry | None = None) -> TuningJob:
     """Run a tuning job here; return its final :class:`~fmkit.registry.TuningJob`.
 
     Raises
@@ -128,7 +124,7 @@ def run(request: TuningRequest, *, registry: Any = None) -> Any:
     FMError
         Any invalid setting, before a trial runs.
     """
-    registry = _registry(registry)
+    registry = open_registry(registry)
     tuner = _tuner(request, registry)
     specs = normalize_channels(request.channels, content_type=request.content_type)
     batches = {name: open_channel(spec, name) for name, spec in specs.items()
@@ -142,7 +138,7 @@ def run(request: TuningRequest, *, registry: Any = None) -> Any:
     return registry.tuning.get(result.name)
 
 
-def _write_tarballs(result: Any, prefix: str, registry: Any) -> None:
+def _write_tarballs(result: Any, prefix: str, registry: Registry) -> None:
     from fmkit.jobs.saving import write_tarball
     from fmkit.model_store import load_model
 
@@ -159,66 +155,68 @@ def _write_tarballs(result: Any, prefix: str, registry: Any) -> None:
                             (target, trial.training_job))
 
 
-def _request_file(registry: Any, name: str) -> Any:
+def _request_file(registry: Registry, name: str) -> Path:
     return registry.job_dir(name) / "tuning-request.json"
 
 
-def start(request: TuningRequest, *, registry: Any = None, wait_s: float = 60.0) -> Any:
-    """Run a tuning job in a detached process; return its record once it exists.
+def start(request: TuningRequest, *, registry: Registry | None = None) -> TuningJob:
+    """Record a tuning job and run it in a detached process; return the record at once.
 
-    The record appears when the job has read its channels and checked them with the data
-    (within ``wait_s``); a job that fails before that raises its error here.
+    The settings are checked here; the channels are read by the detached process (a job
+    whose data turns out bad ends ``Failed`` with the reason).
 
     Raises
     ------
     ConfigError
-        Invalid settings (checked here, before the process starts), or the process ended
-        before recording the job.
+        Invalid settings, or the name is taken (nothing is recorded).
     """
+    from fmkit.jobs.processes import start_runner
     from fmkit.registry.records import make_name
+    from fmkit.tuning.ranges import ranges_to_json
 
-    registry = _registry(registry)
+    registry = open_registry(registry)
     name = request.name or f"tune-{make_name('x')[len('x-2026-'):]}"
     request = dataclasses.replace(request, name=name)
-    _tuner(request, registry)
+    plan = _tuner(request, registry).check(
+        has_test="test" in request.channels and request.channels["test"] is not None,
+        has_validation=request.channels.get("validation") is not None)
     if registry.tuning.exists(name):
         raise ConfigError(f"a tuning job named {name!r} already exists; choose another name.")
+    specs = normalize_channels(request.channels, content_type=request.content_type)
+    registry.tuning.create(
+        name, objective_metric=plan["objective"], direction=plan["direction"],
+        strategy=plan["strategy"], ranges=ranges_to_json(plan["ranges"]),
+        static_hyperparameters=plan["fixed"], channels={k: v.uri for k, v in specs.items()},
+        max_jobs=request.max_jobs, max_parallel_jobs=request.max_parallel_jobs, pid=0)
     path = _request_file(registry, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(request.to_dict()))
-    env = dict(os.environ)
-    env["FMKIT_HOME"] = str(registry.home)
-    with open(path.parent / "process.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fmkit.jobs.runner", "tuning", name],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if registry.tuning.exists(name):
-            return registry.tuning.get(name)
-        if proc.poll() is not None:
-            tail = (path.parent / "process.log").read_text(errors="replace").strip()
-            raise ConfigError(f"tuning job {name} ended before it started: "
-                              f"{tail.splitlines()[-1] if tail else 'no output'}")
-        time.sleep(0.1)
-    raise ConfigError(f"tuning job {name} did not start within {wait_s:g} s; see "
-                      f"{path.parent / 'process.log'}.")
+    proc = start_runner("tuning", name, registry)
+    registry.tuning.set_process(name, proc.pid)
+    return registry.tuning.get(name)
 
 
-def stop(name: str, *, registry: Any = None) -> Any:
+def stop(name: str, *, registry: Registry | None = None) -> TuningJob:
     """Ask tuning job ``name`` to start no more trials and stop the running ones."""
-    return _registry(registry).tuning.request_stop(name)
+    return open_registry(registry).tuning.request_stop(name)
 
 
 def run_recorded(name: str) -> int:
     """The detached process's body (:mod:`fmkit.jobs.runner`)."""
+    import os
+
     from fmkit.registry import Registry
 
     registry = Registry()
+    registry.tuning.set_process(name, os.getpid())  # the record is this process's to fill in
     request = TuningRequest.from_dict(json.loads(_request_file(registry, name).read_text()))
     try:
         record = run(request, registry=registry)
-    except FMError as exc:
+    except (FMError, KeyboardInterrupt) as exc:
         logger.error("error: %s: %s", type(exc).__name__, exc)
+        if registry.tuning.get(name).status in ("InProgress", "Stopping"):
+            status = "Stopped" if isinstance(exc, KeyboardInterrupt) else "Failed"
+            registry.tuning.finish(name, status=status,
+                                   failure_reason=f"{type(exc).__name__}: {exc}")
         return 2
     return 0 if record.status != "Failed" else 1

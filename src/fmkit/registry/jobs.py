@@ -66,7 +66,8 @@ def process_alive(pid: int | None, host: str | None) -> bool | None:
     except ChildProcessError:
         pass
     try:  # a zombie of another parent is gone too
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     except (OSError, IndexError):
         return True
@@ -357,7 +358,12 @@ class JobTracker:
         )
         return self.finished
 
-    def _exit(self, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __enter__(self) -> JobTracker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Record how the block ended, unless :meth:`complete` did; ``exc`` propagates."""
         if self.finished is not None:
             return
         if exc is None:
@@ -377,26 +383,16 @@ class JobTracker:
 def track(jobs: TrainingJobs, name: str | None = None, **create: Any) -> Iterator[JobTracker]:
     """Create a job, yield its :class:`JobTracker`, and record how the block ended."""
     job = jobs.create(name, **create)
-    tracker = JobTracker(jobs, job.name)
-    try:
+    with JobTracker(jobs, job.name) as tracker:
         yield tracker
-    except BaseException as exc:
-        tracker._exit(exc, exc.__traceback__)
-        raise
-    tracker._exit(None, None)
 
 
 @contextmanager
 def attach(jobs: TrainingJobs, name: str) -> Iterator[JobTracker]:
     """Yield a :class:`JobTracker` for the existing job ``name`` (created earlier, e.g. by a
     process that started it in the background) and record how the block ended."""
-    tracker = JobTracker(jobs, jobs.get(name).name)
-    try:
+    with JobTracker(jobs, jobs.get(name).name) as tracker:
         yield tracker
-    except BaseException as exc:
-        tracker._exit(exc, exc.__traceback__)
-        raise
-    tracker._exit(None, None)
 
 
 class RegistryCallback:

@@ -21,7 +21,7 @@ from fmkit.registry.records import (
     TrainingJob,
     TuningJob,
     check_tuning_job_name,
-    make_name,
+    make_tuning_job_name,
 )
 
 
@@ -43,16 +43,14 @@ class TuningJobs:
         channels: Mapping[str, Any] | None = None,
         max_jobs: int,
         max_parallel_jobs: int,
+        pid: int | None = None,
     ) -> TuningJob:
         """Insert an ``InProgress`` tuning job; ``name`` defaults to a timestamped one.
 
         Tuning-job names are at most 32 characters, as in SageMaker, so that trial names
         ``<name>-<NNN>`` stay valid job names.
         """
-        chosen = check_tuning_job_name(name) if name is not None else None
-        if chosen is None:
-            chosen = make_name("fmkit-tune")[len("fmkit-tune-2026-"):]  # MM-DD-HH-MM-SS-mmm
-            chosen = f"tune-{chosen}"
+        chosen = check_tuning_job_name(name) if name is not None else make_tuning_job_name()
 
         def insert(conn: sqlite3.Connection) -> None:
             try:
@@ -64,7 +62,7 @@ class TuningJobs:
                     (chosen, IN_PROGRESS, objective_metric, direction, strategy,
                      dumps(dict(ranges)), dumps(dict(static_hyperparameters or {})),
                      dumps(dict(channels or {})), max_jobs, max_parallel_jobs, time.time(),
-                     os.getpid(), socket.gethostname()),
+                     os.getpid() if pid is None else pid, socket.gethostname()),
                 )
             except sqlite3.IntegrityError:
                 raise ConfigError(f"a tuning job named {chosen!r} already exists; choose "
@@ -96,6 +94,16 @@ class TuningJobs:
             (name,),
         )
         return [TrainingJob.from_row(r) for r in rows]
+
+    def set_channels(self, name: str, channels: Mapping[str, Any]) -> None:
+        """Replace the recorded channels (e.g. with a held-out validation set added)."""
+        self.db.execute("UPDATE tuning_jobs SET channels=? WHERE name=?",
+                        (dumps(dict(channels)), name))
+
+    def set_process(self, name: str, pid: int) -> None:
+        """Record the process that runs the tuning job (a background job's runner)."""
+        self.db.execute("UPDATE tuning_jobs SET pid=?, host=? WHERE name=?",
+                        (pid, socket.gethostname(), name))
 
     def set_best(self, name: str, training_job: str, value: float) -> None:
         self.db.execute(

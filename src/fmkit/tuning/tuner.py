@@ -26,6 +26,7 @@ held out of train), :mod:`~fmkit.tuning.runner` (scheduling and recording trials
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -206,8 +207,6 @@ class Tuner:
         if "predictor_type" not in fixed:
             raise ConfigError("predictor_type must be set among the fixed hyperparameters "
                               "('binary_classifier' or 'regressor').")
-        base_config = FMConfig.from_values(fixed, defaults=defaults)  # type: ignore[arg-type]
-        predictor_type = base_config.predictor_type
         ranges = dict(self.ranges) if self.ranges is not None else \
             fm_preset_ranges(exclude=fixed)
         check_ranges(ranges)
@@ -215,10 +214,20 @@ class Tuner:
         if both:
             raise ConfigError(f"hyperparameter {both[0]!r} is both fixed and given a range; "
                               "remove one of them.")
+        # a tuned hyperparameter SageMaker requires (num_factors) has no default: then the
+        # checks take each range's lower bound for it
+        lows = {rname: _range_points(rng)[0] for rname, rng in ranges.items()}
+        try:
+            base_config = FMConfig.from_values(fixed, defaults=defaults)  # type: ignore[arg-type]
+            lows = {}
+        except ConfigError:
+            base_config = FMConfig.from_values({**lows, **fixed},
+                                               defaults=defaults)  # type: ignore[arg-type]
+        predictor_type = base_config.predictor_type
         for rname, rng in ranges.items():  # every bound must make a valid job
             for point in _range_points(rng):
                 try:
-                    FMConfig.from_values({**fixed, rname: point},
+                    FMConfig.from_values({**lows, **fixed, rname: point},
                                          defaults=defaults)  # type: ignore[arg-type]
                 except ConfigError as exc:
                     raise ConfigError(f"ranges: {rname}={point!r} with the fixed "
@@ -297,7 +306,9 @@ class Tuner:
 
         plan = self._validated(train, test, validation)
         registry = self.registry if self.registry is not None else Registry()
-        if self.name is not None and registry.tuning.exists(self.name):
+        adopt = (self.name is not None and registry.tuning.exists(self.name)
+                 and registry.tuning.get(self.name).pid == os.getpid())
+        if self.name is not None and registry.tuning.exists(self.name) and not adopt:
             raise ConfigError(f"a tuning job named {self.name!r} already exists; choose another "
                               "name.")
         if self.name is not None and self._model_exists(registry, self.name):
@@ -318,12 +329,16 @@ class Tuner:
             first = default_point(plan["ranges"], plan["base_config"])
             if first:
                 study.enqueue_trial(first)
-        record = registry.tuning.create(
-            self.name, objective_metric=plan["objective"], direction=direction,
-            strategy=plan["strategy"], ranges=ranges_to_json(plan["ranges"]),
-            static_hyperparameters=plan["fixed"], channels=recorded,
-            max_jobs=self.max_jobs, max_parallel_jobs=self.max_parallel_jobs,
-        )
+        if adopt:  # recorded by fmkit.jobs.tuning.start for this process: fill it in
+            registry.tuning.set_channels(self.name, recorded)
+            record = registry.tuning.get(self.name)
+        else:
+            record = registry.tuning.create(
+                self.name, objective_metric=plan["objective"], direction=direction,
+                strategy=plan["strategy"], ranges=ranges_to_json(plan["ranges"]),
+                static_hyperparameters=plan["fixed"], channels=recorded,
+                max_jobs=self.max_jobs, max_parallel_jobs=self.max_parallel_jobs,
+            )
         name = record.name
         logger.info("tuning job %s: %d trials (%d at a time), %s %s, strategy %s", name,
                     self.max_jobs, self.max_parallel_jobs, direction, plan["objective"],
