@@ -130,29 +130,27 @@ def run(request: TuningRequest, *, registry: Registry | None = None) -> TuningJo
     batches = {name: open_channel(spec, name) for name, spec in specs.items()
                if name in ("train", "test", "validation")}
     vocab = find_vocabulary(request.vocabulary, specs["train"])
+    if request.trial_output_tarballs:
+        prefix = request.trial_output_tarballs
+        tuner.on_trial_end = lambda trial: _write_tarball(trial, prefix, registry)
     result = tuner.fit(batches["train"], batches.get("test"),
                        validation=batches.get("validation"), vocabulary=vocab,
                        channels={k: v.uri for k, v in specs.items()})
-    if request.trial_output_tarballs:
-        _write_tarballs(result, request.trial_output_tarballs, registry)
     return registry.tuning.get(result.name)
 
 
-def _write_tarballs(result: Any, prefix: str, registry: Registry) -> None:
+def _write_tarball(trial: Any, prefix: str, registry: Registry) -> None:
+    """Write a finished trial's SageMaker model.tar.gz to ``<prefix>/<trial>/output/``."""
     from fmkit.jobs.saving import write_tarball
     from fmkit.model_store import load_model
 
-    for trial in result.trials:
-        if not trial.model_dir:
-            continue
-        target = f"{prefix.rstrip('/')}/{trial.training_job}/output/model.tar.gz"
-        try:
-            write_tarball(load_model(trial.model_dir), target)
-        except FMError as exc:  # e.g. a model kind SageMaker's format cannot hold
-            logger.warning("trial %s: no model.tar.gz: %s", trial.training_job, exc)
-            continue
-        registry.db.execute("UPDATE training_jobs SET output_tarball=? WHERE name=?",
-                            (target, trial.training_job))
+    target = f"{prefix.rstrip('/')}/{trial.training_job}/output/model.tar.gz"
+    try:
+        write_tarball(load_model(trial.model_dir), target)
+    except FMError as exc:  # e.g. a model kind SageMaker's format cannot hold
+        logger.warning("trial %s: no model.tar.gz: %s", trial.training_job, exc)
+        return
+    registry.jobs.set_output_tarball(trial.training_job, target)
 
 
 def _request_file(registry: Registry, name: str) -> Path:

@@ -209,6 +209,10 @@ class TrainingJobs:
         self.db.execute("UPDATE training_jobs SET pid=?, host=? WHERE name=?",
                         (pid, socket.gethostname(), name))
 
+    def set_output_tarball(self, name: str, uri: str) -> None:
+        """Record where the job's SageMaker model.tar.gz was written."""
+        self.db.execute("UPDATE training_jobs SET output_tarball=? WHERE name=?", (uri, name))
+
     def set_tags(self, name: str, tags: Mapping[str, str]) -> None:
         """Replace the job's tags."""
         self.db.execute("UPDATE training_jobs SET tags=? WHERE name=?",

@@ -203,6 +203,9 @@ class TuningRun:
                        metrics=dict(outcome.metrics), seconds=outcome.seconds,
                        failure_reason=reason,
                        model_dir=outcome.artifact if status != FAILED else None)
+        hook = getattr(self.tuner, "on_trial_end", None)
+        if hook is not None and result.model_dir is not None:
+            hook(result)  # e.g. SageMaker's model.tar.gz, written as each trial ends
         with self.lock:
             if status == COMPLETED:
                 self.study.tell(trial, value)

@@ -184,6 +184,9 @@ class Tuner:
         self.early_stopping = early_stopping
         self.defaults = defaults
         self.include_defaults = include_defaults
+        #: called with each finished trial that kept a model (a Trial), before the next
+        #: one is scheduled; fmkit.jobs.tuning writes SageMaker's model.tar.gz there
+        self.on_trial_end: Any = None
         self.validation_fraction = validation_fraction
 
     # ------------------------------------------------------------------ validation
