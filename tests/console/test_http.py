@@ -33,6 +33,9 @@ def test_job_list_filters_and_search(client) -> None:
     assert 'data-poll="/api/jobs' in every
     api = client.get("/api/jobs?status=Completed").json()
     assert api["done"] is True and "fm-done" in api["sections"]["jobs-body"]
+    shown = re.search(r'<tbody id="jobs-body">(.*?)</tbody>',
+                      client.get("/jobs?status=Completed").text, re.S)
+    assert api["sections"]["jobs-body"] == shown.group(1)  # the rows the poll replaces
 
 
 def test_job_page_draws_every_curve(client) -> None:
@@ -296,3 +299,50 @@ def test_clone_prefills_the_form(client, registry) -> None:
     assert 'name="train" value="/d/t"' in form and "bias_init_method=uniform" in form
     assert '<option value="sagemaker" selected>' in form
     assert client.get("/train?from=nope").status_code == 404
+
+
+def test_endpoint_forms_show_refusals_and_unreachable_servers(client, registry) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fmkit.jobs.endpoints import free_port
+
+    class Stub(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            code, doc = ((400, {"message": "unknown user '9'"}) if self.path == "/recommend"
+                         else (200, {"item": "7", "similar": [
+                             {"item": "8", "title": "Eight", "score": 0.5}]}))
+            body = json.dumps(doc).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        registry.endpoints.add("stub", "/nowhere", url=f"http://127.0.0.1:{server.server_port}")
+        registry.endpoints.add("gone", "/nowhere", url=f"http://127.0.0.1:{free_port()}")
+        token = csrf_of(client)
+        refused = client.post("/endpoints/stub/recommend",
+                              data={"csrf_token": token, "user": "9", "k": "5"})
+        found = client.post("/endpoints/stub/similar",
+                            data={"csrf_token": token, "item": "7", "k_similar": "3"})
+        unreachable = client.post("/endpoints/gone/similar",
+                                  data={"csrf_token": token, "item": "7", "k_similar": "3"})
+    finally:
+        server.shutdown()
+
+    def errors(r) -> dict[str, str]:
+        return dict(re.findall(r'id="error-([a-z_]+)" role="alert">([^<]*)<', r.text))
+
+    assert refused.status_code == 400 and "unknown user" in errors(refused)["user"]
+    assert found.status_code == 200 and not errors(found)
+    assert 'id="similar"' in found.text and "Eight" in found.text
+    assert unreachable.status_code == 502 and "cannot reach" in errors(unreachable)["item"]

@@ -196,3 +196,54 @@ def test_locked_database_times_out_with_registry_error(tmp_path: Path) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert reg.jobs.create("waits").status == "InProgress"
+
+
+def test_child_environ_points_children_at_the_home(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmkit.registry.home import child_environ
+
+    monkeypatch.setenv("FMKIT_HOME", str(tmp_path / "parent"))
+    monkeypatch.setenv("FMKIT_TEST_MARKER", "kept")
+    env = child_environ(tmp_path / "child")
+    assert env["FMKIT_HOME"] == str(tmp_path / "child")
+    assert env["FMKIT_TEST_MARKER"] == "kept"
+    assert os.environ["FMKIT_HOME"] == str(tmp_path / "parent")  # this process untouched
+
+
+def test_open_registry_defaults_to_fmkit_home(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmkit.registry import open_registry
+
+    given = Registry(tmp_path / "given")
+    assert open_registry(given) is given
+    monkeypatch.setenv("FMKIT_HOME", str(tmp_path / "env"))
+    assert open_registry().home == tmp_path / "env"
+
+
+def test_default_tuning_job_names_are_valid_and_short() -> None:
+    from fmkit.registry.records import check_name, check_tuning_job_name, make_tuning_job_name
+
+    name = make_tuning_job_name()
+    assert name.startswith("tune-") and len(name) == len("tune-MM-DD-HH-MM-SS-mmm")
+    assert check_tuning_job_name(name) == name
+    assert check_name(f"{name}-001") == f"{name}-001"  # its trials' names are valid too
+
+
+def test_format_number_as_front_ends_show_it() -> None:
+    from fmkit.registry.records import format_number
+
+    assert format_number(None) == "-"
+    assert format_number(0.123456789) == "0.123457"
+    assert format_number(float("nan")) == "nan"
+    assert format_number(12) == "12"
+    assert format_number("sgd") == "sgd"
+
+
+def test_empty_json_columns_read_as_empty_containers(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.jobs.create("j1")
+    reg.db.execute("UPDATE training_jobs SET tags='null', transitions='[]', "
+                   "hyperparameters='{}', stop_requested=1 WHERE name='j1'")
+    job = reg.jobs.get("j1")
+    assert job.tags == {} and job.transitions == [] and job.hyperparameters == {}
+    assert job.request is None and job.stop_requested is True

@@ -7,7 +7,6 @@ Read and steer the registry ($FMKIT_HOME/registry.db). ``describe`` prints a ter
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _num(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
+    from fmkit.registry.records import format_number
+
+    return format_number(value)
 
 
 def _duration(seconds: float | None) -> str:

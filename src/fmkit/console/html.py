@@ -6,12 +6,12 @@ escaping); the builders return ``str`` fragments that are already safe to concat
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from fmkit.registry.records import format_number, format_time
 
 NAV = (("/", "Overview"), ("/jobs", "Training jobs"), ("/tuning", "Tuning jobs"),
        ("/models", "Models"), ("/endpoints", "Endpoints"), ("/train", "Start training"))
@@ -36,14 +36,11 @@ def query(**params: Any) -> str:
 
 
 def num(value: Any) -> str:
-    """Format a metric or hyperparameter value compactly (6 significant digits)."""
-    if value is None:
-        return "-"
+    """Format a metric or hyperparameter value compactly (6 significant digits); booleans
+    as JSON writes them."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
+    return format_number(value)
 
 
 def duration(seconds: float | None) -> str:
@@ -57,10 +54,8 @@ def duration(seconds: float | None) -> str:
 
 
 def when(t: float | None) -> str:
-    """Unix seconds as ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
-    if not t:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+    """Unix seconds as ``YYYY-MM-DD HH:MM:SS`` (UTC); ``-`` for none (or 0, never set)."""
+    return format_time(t) if t else "-"
 
 
 def size(n: int | None) -> str:
@@ -93,13 +88,18 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, cls: str = "
     ``data-sort`` on its ``<td>`` via :func:`cell`.
     """
     head = "".join(f'<th{" data-sortable" if sortable else ""}>{e(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in r)
-                   + "</tr>" for r in rows)
-    if not body:
-        body = f'<tr class="empty"><td colspan="{len(headers)}">{e(empty)}</td></tr>'
     tid = f' id="{e(tbody_id)}"' if tbody_id else ""
     return (f'<table class="grid {e(cls)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody{tid}>{body}</tbody></table>")
+            f"<tbody{tid}>{table_rows(headers, rows, empty=empty)}</tbody></table>")
+
+
+def table_rows(headers: Sequence[str], rows: Iterable[Sequence[str]], *,
+               empty: str = "none") -> str:
+    """The ``<tr>`` rows of :func:`table` alone (one row saying ``empty`` when there are
+    none): what a polled page's ``<tbody>`` is replaced with."""
+    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in r)
+                   + "</tr>" for r in rows)
+    return body or f'<tr class="empty"><td colspan="{len(headers)}">{e(empty)}</td></tr>'
 
 
 def cell(html: str, sort_value: Any = None, cls: str = "") -> str:

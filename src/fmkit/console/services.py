@@ -8,16 +8,20 @@ only gathers what a page shows (a model's files and sizes, a job's model).
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fmkit.errors import FMError
 from fmkit.registry import Registry
-from fmkit.registry.records import FINAL_STATUSES, Model, TrainingJob
-
-logger = logging.getLogger(__name__)
+from fmkit.registry.records import (
+    FINAL_STATUSES,
+    Endpoint,
+    LogEvent,
+    Model,
+    TrainingJob,
+    TuningJob,
+)
 
 
 # ------------------------------------------------------------------------- training jobs
@@ -35,43 +39,38 @@ def describe_job(reg: Registry, name: str) -> TrainingJob:
     recorded Failed); RegistryError if there is none."""
     from fmkit.jobs import training
 
-    return training.describe(name, registry=reg)  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class LogLine:
-    seq: int
-    time: float
-    message: str
+    return training.describe(name, registry=reg)
 
 
 def log_events(reg: Registry, job: TrainingJob, start: int = 0,
-               limit: int = 1000) -> tuple[list[LogLine], int]:
+               limit: int = 1000) -> tuple[list[LogEvent], int]:
     """The job's log lines from ``start`` and the token to read on from.
 
     Uses ``fmkit.jobs.training.log_events``; a registry without log events (an older job)
-    falls back to the job's log file, one line per event.
+    falls back to the job's log file, one line per event, each at the job's start time.
     """
     from fmkit.jobs import training
 
     events, nxt = training.log_events(job.name, start=start, limit=limit, registry=reg)
     if events or start or not job.log_file:
-        return [LogLine(ev.seq, ev.time, ev.message) for ev in events], int(nxt)
-    if not job.log_file or not Path(job.log_file).is_file():
+        return events, int(nxt)
+    if not Path(job.log_file).is_file():
         return [], start
     lines = Path(job.log_file).read_text(errors="replace").splitlines()
     chosen = lines[start:start + limit]
-    t = job.start_time
-    return [LogLine(start + i, t, m) for i, m in enumerate(chosen)], start + len(chosen)
+    return ([LogEvent(start + i, job.start_time, m) for i, m in enumerate(chosen)],
+            start + len(chosen))
 
 
-def stop_job(reg: Registry, name: str) -> Any:
+def stop_job(reg: Registry, name: str) -> TrainingJob:
+    """Ask training job ``name`` to stop (through :func:`fmkit.jobs.training.stop`)."""
     from fmkit.jobs import training
 
     return training.stop(name, registry=reg)
 
 
-def stop_tuning(reg: Registry, name: str) -> Any:
+def stop_tuning(reg: Registry, name: str) -> TuningJob:
+    """Ask tuning job ``name`` to stop (through :func:`fmkit.jobs.tuning.stop`)."""
     from fmkit.jobs import tuning
 
     return tuning.stop(name, registry=reg)
@@ -83,13 +82,16 @@ def job_models(reg: Registry, job_name: str) -> list[Model]:
 
 
 def is_running(record: Any) -> bool:
+    """Whether a job record has not reached a final status (Completed, Failed, Stopped)."""
     return getattr(record, "status", None) not in FINAL_STATUSES
 
 
 # ------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class ModelFile:
-    path: str  # relative to the model folder
+    """One file of a model folder: its path relative to the folder, and size in bytes."""
+
+    path: str
     size: int
 
 
@@ -145,13 +147,14 @@ def export_model(reg: Registry, model: Model, fmt: str) -> Path:
 
 
 # ------------------------------------------------------------------------- endpoints
-def list_endpoints(reg: Registry) -> list[Any]:
+def list_endpoints(reg: Registry) -> list[Endpoint]:
+    """Every endpoint with its status checked now."""
     from fmkit.jobs import endpoints
 
     return list(endpoints.list_endpoints(registry=reg))
 
 
-def describe_endpoint(reg: Registry, name: str) -> Any:
+def describe_endpoint(reg: Registry, name: str) -> Endpoint:
     """The endpoint with its status checked now; RegistryError (a 404) if unknown."""
     from fmkit.jobs import endpoints
 
@@ -159,7 +162,7 @@ def describe_endpoint(reg: Registry, name: str) -> Any:
     return endpoints.describe(name, registry=reg)
 
 
-def deploy(reg: Registry, model: Model, name: str, *, workers: int = 1) -> Any:
+def deploy(reg: Registry, model: Model, name: str, *, workers: int = 1) -> Endpoint:
     """Start an endpoint for ``model`` (returns at once, status Creating)."""
     from fmkit.jobs import endpoints
 
@@ -167,21 +170,21 @@ def deploy(reg: Registry, model: Model, name: str, *, workers: int = 1) -> Any:
                             model_name=model.name, registry=reg)
 
 
-def redeploy(reg: Registry, name: str) -> Any:
+def redeploy(reg: Registry, name: str) -> Endpoint:
     """Start a stopped endpoint again: same model, workers and port (so the same URL)."""
     from fmkit.jobs import endpoints
 
     return endpoints.start(name, registry=reg)
 
 
-def stop_endpoint(reg: Registry, name: str) -> Any:
+def stop_endpoint(reg: Registry, name: str) -> Endpoint:
     """Stop the endpoint's server but keep its record, ``OutOfService``, for a later start."""
     from fmkit.jobs import endpoints
 
     return endpoints.stop(name, registry=reg)
 
 
-def delete_endpoint(reg: Registry, name: str) -> Any:
+def delete_endpoint(reg: Registry, name: str) -> Endpoint:
     """Stop the endpoint (if it runs) and forget it."""
     from fmkit.jobs import endpoints
 

@@ -85,6 +85,8 @@ def filesystem(uri: str) -> tuple[Any, str]:
         except ImportError:
             raise DataError(f"{uri}: s3:// paths need the 's3' extra: pip install "
                             "'fmkit[s3]'") from None
+        # AWS SDK configuration that botocore >= 1.31 reads itself and older versions under
+        # s3fs do not; not an fmkit setting (those are read in registry/home.py and front ends)
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         options = {
             "use_listings_cache": False,

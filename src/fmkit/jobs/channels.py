@@ -14,13 +14,17 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from fmkit.features.vocabulary import Vocabulary
+    from fmkit.sparse import SparseBatch
+
 logger = logging.getLogger(__name__)
 
-CHANNELS = ("train", "test", "validation")
+CHANNELS = ("train", "test", "validation")  # what Factorization Machines reads
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 MODES = ("File", "FastFile", "Pipe")
 
@@ -64,10 +68,13 @@ class ChannelSpec:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form with only the fields that differ from the defaults
+        (:meth:`from_value` reads it back)."""
         out: dict[str, Any] = {"uri": self.uri}
-        for key in ("content_type", "files"):
-            if getattr(self, key) is not None:
-                out[key] = list(self.files or ()) if key == "files" else self.content_type
+        if self.content_type is not None:
+            out["content_type"] = self.content_type
+        if self.files is not None:
+            out["files"] = list(self.files)
         if self.distribution != "FullyReplicated":
             out["distribution"] = self.distribution
         if self.mode != "File":
@@ -105,7 +112,7 @@ def normalize_channels(channels: Mapping[str, Any], *, content_type: str | None 
     return specs
 
 
-def _read_files(spec: ChannelSpec, name: str, *, rank: int, world_size: int) -> Any:
+def _read_files(spec: ChannelSpec, name: str, *, rank: int, world_size: int) -> SparseBatch:
     import fmkit.io as fio
     from fmkit.sparse import concat
 
@@ -127,7 +134,8 @@ def _read_files(spec: ChannelSpec, name: str, *, rank: int, world_size: int) -> 
 
 
 def open_channel(spec: ChannelSpec, name: str, *, stream: bool = False,
-                 feature_dim: int | None = None, rank: int = 0, world_size: int = 1) -> Any:
+                 feature_dim: int | None = None, rank: int = 0, world_size: int = 1
+                 ) -> SparseBatch | StreamedChannel | PipeChannel:
     """Open a channel as the trainer takes it: in memory, streamed, or Pipe FIFOs.
 
     With ``world_size`` > 1 the result is this process's share: every world_size-th file
@@ -197,7 +205,8 @@ class StreamedChannel:
                 raise DataError(f"{uri}: the channel has no rows.")
             self.feature_dim = first.feature_dim
 
-    def iter_batches(self, batch_size: int) -> Any:
+    def iter_batches(self, batch_size: int) -> Iterator[SparseBatch]:
+        """Yield this process's batches of one pass over the channel."""
         import fmkit.io as fio
 
         by_file = self.world_size > 1 and self.distribution == "ShardedByS3Key"
@@ -229,9 +238,11 @@ class PipeChannel:
         self.passes = 0
 
     def fifo(self, epoch: int) -> Path:
+        """The FIFO SageMaker creates for pass ``epoch``."""
         return Path(f"{self.spec.uri}_{epoch}")
 
-    def iter_batches(self, batch_size: int) -> Iterator[Any]:
+    def iter_batches(self, batch_size: int) -> Iterator[SparseBatch]:
+        """Yield this process's batches of the next pass (the next FIFO)."""
         from fmkit.io import formats, iter_stream, rebatch
 
         fifo = self.fifo(self.passes)
@@ -249,7 +260,7 @@ class PipeChannel:
             yield from itertools.islice(batches, self.rank % keep_every, None, keep_every)
 
 
-def find_vocabulary(explicit: str | None, train: ChannelSpec) -> Any:
+def find_vocabulary(explicit: str | None, train: ChannelSpec) -> Vocabulary | None:
     """Return the Vocabulary for a job: ``explicit``, else vocabulary.json in or next to a
     local train channel, else None."""
     from fmkit.features.vocabulary import FILENAME, Vocabulary

@@ -1,6 +1,7 @@
 """Endpoints: model servers started in the background, recorded in the registry.
 
-:func:`deploy` starts ``fmkit serve`` as a detached process and records the endpoint
+:func:`deploy` starts a model server (``python -m fmkit.serving``, what ``fmkit serve``
+runs) as a detached process (:mod:`fmkit.jobs.processes`) and records the endpoint
 (``Creating``); with ``wait_s`` > 0 it returns once ``/ping`` answers (``InService``).
 :func:`describe` and :func:`list_endpoints` report each one's status checked now
 (``InService`` when it answers, ``Creating`` while it loads, ``Failed`` with the end of its
@@ -18,28 +19,23 @@ import dataclasses
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import FMError, RegistryError
 from fmkit.registry.records import Endpoint, check_name
+from fmkit.registry.store import open_registry
+
+if TYPE_CHECKING:
+    from fmkit.registry import Registry
 
 
 class EndpointError(FMError):
     """An endpoint is unknown, already exists, or its server would not start or stop."""
-
-
-def _registry(registry: Any) -> Any:
-    if registry is not None:
-        return registry
-    from fmkit.registry import Registry
-
-    return Registry()
 
 
 def endpoints_dir(home: str | os.PathLike[str]) -> Path:
@@ -145,7 +141,7 @@ def deploy(
     max_k: int | None = None,
     wait_s: float = 60.0,
     model_name: str | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> Endpoint:
     """Start ``fmkit serve`` for ``model_dir`` in the background and record it as ``name``.
 
@@ -165,13 +161,15 @@ def deploy(
         ``name`` is in use by a running endpoint, or the server exited or did not become
         ready within ``wait_s`` (the message quotes the end of its log).
     """
+    from fmkit.jobs.processes import spawn
+
     check_name(name, what="endpoint")
-    registry = _registry(registry)
+    registry = open_registry(registry)
     try:
         old = registry.endpoints.get(name)
     except RegistryError:
         old = None
-    if old is not None and _alive(old.pid) and _is_our_server(old):
+    if old is not None and _serving(old):
         raise EndpointError(f"endpoint {name!r} is running at {old.url}; delete it first "
                             f"(fmkit endpoints delete {name}).")
     text = str(model_dir)
@@ -187,11 +185,7 @@ def deploy(
     for key, value in (("vocabulary", vocabulary), ("max_users", max_users), ("max_k", max_k)):
         if value is not None:
             config[key] = value
-    env = dict(os.environ)
-    env["FMKIT_HOME"] = str(registry.home)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    proc = spawn(cmd, log_path, registry.home)
     record = registry.endpoints.add(name, model, url=url, host=host, port=port, pid=proc.pid,
                                     status="Creating", config=config, model_name=model_name)
     if wait_s <= 0:
@@ -224,7 +218,20 @@ def live_status(record: Endpoint) -> tuple[str, str | None]:
     return ("InService" if ping(record.url or "", timeout_s=1.0) else "Creating"), None
 
 
-def describe(name: str, *, registry: Any = None) -> Endpoint:
+def _get(registry: Registry, name: str) -> Endpoint:
+    """Return endpoint ``name``'s record; EndpointError if there is none."""
+    try:
+        return registry.endpoints.get(name)
+    except RegistryError:
+        raise EndpointError(f"no endpoint named {name!r}; see fmkit endpoints list.") from None
+
+
+def _serving(record: Endpoint) -> bool:
+    """Whether the record's server process runs (and is ours, not a reused pid)."""
+    return _alive(record.pid) and _is_our_server(record)
+
+
+def describe(name: str, *, registry: Registry | None = None) -> Endpoint:
     """Return endpoint ``name`` with its status checked now (and recorded when it changed).
 
     Raises
@@ -232,11 +239,8 @@ def describe(name: str, *, registry: Any = None) -> Endpoint:
     EndpointError
         No such endpoint.
     """
-    registry = _registry(registry)
-    try:
-        record = registry.endpoints.get(name)
-    except RegistryError:
-        raise EndpointError(f"no endpoint named {name!r}; see fmkit endpoints list.") from None
+    registry = open_registry(registry)
+    record = _get(registry, name)
     status, reason = live_status(record)
     if status != record.status or reason != record.failure_reason:
         registry.endpoints.set_status(name, status, reason)
@@ -244,9 +248,9 @@ def describe(name: str, *, registry: Any = None) -> Endpoint:
     return record
 
 
-def list_endpoints(*, registry: Any = None) -> list[Endpoint]:
+def list_endpoints(*, registry: Registry | None = None) -> list[Endpoint]:
     """Return every endpoint with its status checked now."""
-    registry = _registry(registry)
+    registry = open_registry(registry)
     return [describe(r.name, registry=registry) for r in registry.endpoints.list()]
 
 
@@ -271,7 +275,8 @@ def _terminate(pid: int, *, timeout_s: float) -> bool:
     return False
 
 
-def delete(name: str, *, timeout_s: float = 35.0, registry: Any = None) -> Endpoint:
+def delete(name: str, *, timeout_s: float = 35.0,
+           registry: Registry | None = None) -> Endpoint:
     """Stop endpoint ``name`` (SIGTERM: in-flight requests finish) and remove its record.
 
     Raises
@@ -279,18 +284,15 @@ def delete(name: str, *, timeout_s: float = 35.0, registry: Any = None) -> Endpo
     EndpointError
         No such endpoint.
     """
-    registry = _registry(registry)
-    try:
-        record = registry.endpoints.get(name)
-    except RegistryError:
-        raise EndpointError(f"no endpoint named {name!r}; see fmkit endpoints list.") from None
-    if record.pid and _alive(record.pid) and _is_our_server(record):
+    registry = open_registry(registry)
+    record = _get(registry, name)
+    if record.pid and _serving(record):
         _terminate(record.pid, timeout_s=timeout_s)
     registry.endpoints.remove(name)
     return dataclasses.replace(record, status="OutOfService")
 
 
-def stop(name: str, *, timeout_s: float = 35.0, registry: Any = None) -> Endpoint:
+def stop(name: str, *, timeout_s: float = 35.0, registry: Registry | None = None) -> Endpoint:
     """Stop endpoint ``name``'s server but keep its record (``OutOfService``), so that
     :func:`start` can bring it back on the same URL.
 
@@ -299,15 +301,25 @@ def stop(name: str, *, timeout_s: float = 35.0, registry: Any = None) -> Endpoin
     EndpointError
         No such endpoint.
     """
-    registry = _registry(registry)
+    registry = open_registry(registry)
     record = describe(name, registry=registry)
-    if record.pid and _alive(record.pid) and _is_our_server(record):
+    if record.pid and _serving(record):
         _terminate(record.pid, timeout_s=timeout_s)
     registry.endpoints.set_status(name, "OutOfService")
     return registry.endpoints.get(name)
 
 
-def start(name: str, *, wait_s: float = 0.0, registry: Any = None) -> Endpoint:
+def _redeploy(record: Endpoint, *, wait_s: float, registry: Registry) -> Endpoint:
+    """Deploy ``record``'s model again with its recorded settings, host and port."""
+    config = record.config or {}
+    return deploy(record.model, record.name, host=record.host or "127.0.0.1",
+                  port=record.port, workers=int(config.get("workers", 1)),
+                  vocabulary=config.get("vocabulary"), max_users=config.get("max_users"),
+                  max_k=config.get("max_k"), wait_s=wait_s, model_name=record.model_name,
+                  registry=registry)
+
+
+def start(name: str, *, wait_s: float = 0.0, registry: Registry | None = None) -> Endpoint:
     """Start a stopped endpoint again: the same model, settings and port (so the same URL).
 
     Raises
@@ -315,31 +327,21 @@ def start(name: str, *, wait_s: float = 0.0, registry: Any = None) -> Endpoint:
     EndpointError
         No such endpoint, or it is running.
     """
-    registry = _registry(registry)
-    record = describe(name, registry=registry)
-    config = record.config or {}
-    return deploy(record.model, name, host=record.host or "127.0.0.1", port=record.port,
-                  workers=int(config.get("workers", 1)), vocabulary=config.get("vocabulary"),
-                  max_users=config.get("max_users"), max_k=config.get("max_k"),
-                  wait_s=wait_s, model_name=record.model_name, registry=registry)
+    registry = open_registry(registry)
+    return _redeploy(describe(name, registry=registry), wait_s=wait_s, registry=registry)
 
 
-def restore(*, registry: Any = None, wait_s: float = 0.0) -> list[Endpoint]:
+def restore(*, registry: Registry | None = None, wait_s: float = 0.0) -> list[Endpoint]:
     """Restart every endpoint whose server is gone (a reboot, a crash); one whose model
     cannot be served any more is recorded ``Failed`` with the reason. Return them all."""
-    registry = _registry(registry)
+    registry = open_registry(registry)
     out = []
     for record in registry.endpoints.list():
-        if record.status == "OutOfService" or (_alive(record.pid) and _is_our_server(record)):
+        if record.status == "OutOfService" or _serving(record):
             out.append(describe(record.name, registry=registry))
             continue
         try:
-            out.append(deploy(record.model, record.name, host=record.host or "127.0.0.1",
-                              port=record.port, workers=int(record.config.get("workers", 1)),
-                              vocabulary=record.config.get("vocabulary"),
-                              max_users=record.config.get("max_users"),
-                              max_k=record.config.get("max_k"), wait_s=wait_s,
-                              model_name=record.model_name, registry=registry))
+            out.append(_redeploy(record, wait_s=wait_s, registry=registry))
         except (FMError, OSError) as exc:
             registry.endpoints.set_status(record.name, "Failed", f"could not restart: {exc}")
             out.append(registry.endpoints.get(record.name))

@@ -7,9 +7,12 @@ import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fmkit.config import FMConfig
 
 DEFAULT_SETS = ("sagemaker", "fmkit")
 
@@ -95,7 +98,7 @@ def check_defaults(defaults: str) -> str:
 
 
 def make_config(values: Mapping[str, Any], defaults: str, *, required: Sequence[str] = ()
-                ) -> Any:
+                ) -> FMConfig:
     """Return the :class:`~fmkit.config.FMConfig` of ``values`` over a default set.
 
     ``required`` names hyperparameters that must be given (SageMaker requires

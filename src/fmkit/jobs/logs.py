@@ -12,7 +12,10 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fmkit.registry import Registry
 
 _FORMAT = logging.Formatter("%(message)s")
 
@@ -24,7 +27,7 @@ class JobLogHandler(logging.Handler):
     with a debug message; logging never stops training.
     """
 
-    def __init__(self, registry: Any, job_name: str,
+    def __init__(self, registry: Registry, job_name: str,
                  on_log: Callable[[str], None] | None = None) -> None:
         super().__init__(logging.INFO)
         self.registry = registry
@@ -46,7 +49,7 @@ class JobLogHandler(logging.Handler):
 
 
 @contextmanager
-def capture(registry: Any, job_name: str,
+def capture(registry: Registry, job_name: str,
             on_log: Callable[[str], None] | None = None) -> Iterator[JobLogHandler]:
     """Record fmkit's log lines into job ``job_name``'s log while the block runs."""
     log = logging.getLogger("fmkit")
@@ -62,6 +65,6 @@ def capture(registry: Any, job_name: str,
         log.setLevel(saved)
 
 
-def record_line(registry: Any, job_name: str, message: str) -> None:
+def record_line(registry: Registry, job_name: str, message: str) -> None:
     """Append one line to a job's log directly (lines of the service itself)."""
     registry.jobs.append_log(job_name, [(time.time(), message)])

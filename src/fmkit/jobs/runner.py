@@ -12,16 +12,24 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-logger = logging.getLogger("fmkit.jobs.runner")
+if TYPE_CHECKING:
+    from fmkit.jobs.capacity import Slots
+    from fmkit.registry import Registry
+
+logger = logging.getLogger("fmkit.jobs.runner")  # by name: run as __main__, not under fmkit
 
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_for_slot(registry: Any, name: str, slots_wanted: int, stop_requested: Any) -> Any:
+def _wait_for_slot(registry: Registry, slots_wanted: int,
+                   stop_requested: Callable[[], bool]) -> Slots | None:
+    """Take ``slots_wanted`` capacity slots, waiting while they are taken; None if the job
+    was asked to stop first."""
     from fmkit.jobs.capacity import Slots, slot_count
     from fmkit.registry.home import job_slots, slots_dir
 
@@ -35,13 +43,14 @@ def _wait_for_slot(registry: Any, name: str, slots_wanted: int, stop_requested: 
 
 
 def run_training(name: str) -> int:
+    """Run the recorded training job ``name`` once a slot is free; return the exit code."""
     from fmkit.jobs import training
     from fmkit.registry import Registry
 
     registry = Registry()
     job = registry.jobs.get(name)
     request = training.TrainingRequest.from_dict(job.request or {})
-    slots = _wait_for_slot(registry, name, request.instance_count,
+    slots = _wait_for_slot(registry, request.instance_count,
                            lambda: registry.jobs.stop_requested(name))
     if slots is None:
         registry.jobs.finish(name, status="Stopped", failure_reason="stopped by user before "
@@ -73,6 +82,7 @@ _KINDS = {"training": run_training, "tuning": run_tuning, "transform": run_trans
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The process entry: ``KIND NAME`` from ``argv`` (default ``sys.argv[1:]``)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] not in _KINDS:
         print("usage: python -m fmkit.jobs.runner training|tuning|transform NAME",

@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import ConfigError, DataError
-from fmkit.jobs.channels import ChannelSpec, find_vocabulary, normalize_channels, open_channel
+from fmkit.jobs.channels import (
+    CHANNELS,
+    ChannelSpec,
+    find_vocabulary,
+    normalize_channels,
+    open_channel,
+)
 from fmkit.jobs.hyperparameters import make_config
+from fmkit.registry.store import open_registry
+
+if TYPE_CHECKING:
+    from fmkit.config import FMConfig
+    from fmkit.registry import Registry, TrainingJob
+    from fmkit.registry.records import LogEvent
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +106,14 @@ class TrainingRequest:
         """A JSON-ready form (:meth:`from_dict` reads it back)."""
         out = dataclasses.asdict(self)
         out["channels"] = {k: v.to_dict() for k, v in self.channel_specs().items()}
-        out["hyperparameters"] = {k: v for k, v in dict(self.hyperparameters).items()}
+        out["hyperparameters"] = dict(self.hyperparameters)
         out["required_hyperparameters"] = list(self.required_hyperparameters)
         out["tags"] = dict(self.tags)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingRequest:
+        """Read :meth:`to_dict`'s form back (unknown keys are ignored)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["required_hyperparameters"] = tuple(values.get("required_hyperparameters", ()))
@@ -120,7 +130,7 @@ class TrainOutcome:
     stop_reason: str | None
 
 
-def validate(request: TrainingRequest) -> Any:
+def validate(request: TrainingRequest) -> FMConfig:
     """Check a request without reading data; return its :class:`~fmkit.config.FMConfig`.
 
     Raises
@@ -137,7 +147,7 @@ def validate(request: TrainingRequest) -> Any:
                           f"{request.distribution!r}.")
     specs = request.channel_specs()
     for name in specs:
-        if name not in ("train", "test", "validation"):
+        if name not in CHANNELS:
             logger.warning("ignoring channel %r: Factorization Machines reads 'train', 'test' "
                            "and 'validation'.", name)
     if request.name is not None:
@@ -160,16 +170,8 @@ def validate(request: TrainingRequest) -> Any:
     return config
 
 
-def _registry(registry: Any) -> Any:
-    if registry is not None:
-        return registry
-    from fmkit.registry import Registry
-
-    return Registry()
-
-
-def _create(request: TrainingRequest, config: Any, registry: Any, *, secondary: str,
-            pid: int | None = None) -> Any:
+def _create(request: TrainingRequest, config: FMConfig, registry: Registry, *,
+            secondary: str, pid: int | None = None) -> TrainingJob:
     specs = request.channel_specs()
     return registry.jobs.create(
         request.name, hyperparameters=config.to_dict(),
@@ -181,9 +183,9 @@ def _create(request: TrainingRequest, config: Any, registry: Any, *, secondary: 
 
 
 # ---------------------------------------------------------------------------------- foreground
-def run(request: TrainingRequest, *, registry: Any = None,
+def run(request: TrainingRequest, *, registry: Registry | None = None,
         on_log: Callable[[str], None] | None = None,
-        environ: Mapping[str, str] | None = None) -> Any:
+        environ: Mapping[str, str] | None = None) -> TrainingJob | None:
     """Run a training job here and return its final :class:`~fmkit.registry.TrainingJob`.
 
     Under torchrun (``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` in ``environ``)
@@ -197,7 +199,7 @@ def run(request: TrainingRequest, *, registry: Any = None,
         recorded ``Failed`` with the reason).
     """
     config = validate(request)
-    registry = _registry(registry)
+    registry = open_registry(registry)
     from fmkit.distributed.launch import torchrun_env
 
     rdzv = torchrun_env(environ or {})
@@ -207,20 +209,32 @@ def run(request: TrainingRequest, *, registry: Any = None,
     return execute(job.name, request, config=config, registry=registry, on_log=on_log)
 
 
-def execute(name: str, request: TrainingRequest, *, config: Any = None, registry: Any = None,
-            on_log: Callable[[str], None] | None = None) -> Any:
+def execute(name: str, request: TrainingRequest, *, config: FMConfig | None = None,
+            registry: Registry | None = None,
+            on_log: Callable[[str], None] | None = None) -> TrainingJob:
     """Run the recorded job ``name`` (created by :func:`run` or :func:`start`) to its end."""
+    reg = open_registry(registry)
+    cfg = config if config is not None else validate(request)
+
+    def train() -> TrainOutcome:
+        if request.instance_count > 1:
+            return _launch_workers(name, request, cfg, reg)
+        return _train(name, request, cfg, reg, strategy=None)
+
+    return _run_recorded(name, request, cfg, reg, on_log, train)
+
+
+def _run_recorded(name: str, request: TrainingRequest, config: FMConfig, registry: Registry,
+                  on_log: Callable[[str], None] | None,
+                  train: Callable[[], TrainOutcome]) -> TrainingJob:
+    """Run ``train`` as the recorded job ``name``: every log line into the job's log, its
+    end recorded (Completed, Stopped or Failed with the reason), its model registered."""
     from fmkit.jobs.logs import capture
     from fmkit.registry.jobs import attach
 
-    registry = _registry(registry)
-    config = config if config is not None else validate(request)
     started = time.time()
     with capture(registry, name, on_log), attach(registry.jobs, name) as job:
-        if request.instance_count > 1:
-            outcome = _launch_workers(name, request, config, registry)
-        else:
-            outcome = _train(name, request, config, registry, strategy=None)
+        outcome = train()
         job.complete(metrics=outcome.metrics, artifact=request.model_dir,
                      status=outcome.status, best_epoch=outcome.best_epoch,
                      failure_reason=_stop_reason(outcome, registry, name))
@@ -233,7 +247,7 @@ def execute(name: str, request: TrainingRequest, *, config: Any = None, registry
     return registry.jobs.get(name)
 
 
-def _stop_reason(outcome: TrainOutcome, registry: Any, name: str) -> str | None:
+def _stop_reason(outcome: TrainOutcome, registry: Registry, name: str) -> str | None:
     """Why a job ended early (None for a completed one): a user's stop request is said so."""
     if outcome.status == "Completed":
         return None
@@ -242,7 +256,7 @@ def _stop_reason(outcome: TrainOutcome, registry: Any, name: str) -> str | None:
     return outcome.stop_reason
 
 
-def _read_channels(request: TrainingRequest, config: Any, *, rank: int, world: int
+def _read_channels(request: TrainingRequest, config: FMConfig, *, rank: int, world: int
                    ) -> tuple[Any, Any, Any]:
     specs = request.channel_specs()
     fd = config.feature_dim
@@ -257,8 +271,8 @@ def _read_channels(request: TrainingRequest, config: Any, *, rank: int, world: i
     return one("train"), one("test"), one("validation")
 
 
-def _train(name: str | None, request: TrainingRequest, config: Any, registry: Any, *,
-           strategy: Any) -> TrainOutcome:
+def _train(name: str | None, request: TrainingRequest, config: FMConfig,
+           registry: Registry | None, *, strategy: Any) -> TrainOutcome:
     """Read the channels, train and (on the main process) save; the body of every job."""
     import numpy as np
 
@@ -320,7 +334,7 @@ def _save(result: Any, request: TrainingRequest) -> None:
 
 
 # ---------------------------------------------------------------------------------- processes
-def _launch_workers(name: str, request: TrainingRequest, config: Any, registry: Any
+def _launch_workers(name: str, request: TrainingRequest, config: FMConfig, registry: Registry
                     ) -> TrainOutcome:
     from fmkit.distributed.launch import default_backend, launch
 
@@ -344,8 +358,6 @@ def _launch_workers(name: str, request: TrainingRequest, config: Any, registry: 
 def _worker(name: str, request_data: dict[str, Any], home: str) -> dict[str, Any]:
     """One worker of a multi-process job (the process group is initialised); rank 0
     records epochs and log lines and saves the model."""
-    from dataclasses import asdict
-
     from fmkit.distributed.strategy import DistributedStrategy
     from fmkit.jobs.logs import capture
     from fmkit.registry import Registry
@@ -354,14 +366,14 @@ def _worker(name: str, request_data: dict[str, Any], home: str) -> dict[str, Any
     config = validate(request)
     strategy = DistributedStrategy()
     if not strategy.is_main:
-        return asdict(_train(None, request, config, None, strategy=strategy))
+        return dataclasses.asdict(_train(None, request, config, None, strategy=strategy))
     registry = Registry(home)
     with capture(registry, name):
-        return asdict(_train(name, request, config, registry, strategy=strategy))
+        return dataclasses.asdict(_train(name, request, config, registry, strategy=strategy))
 
 
-def _run_under_torchrun(request: TrainingRequest, config: Any, registry: Any, rdzv: Any,
-                        on_log: Callable[[str], None] | None) -> Any:
+def _run_under_torchrun(request: TrainingRequest, config: FMConfig, registry: Registry,
+                        rdzv: Any, on_log: Callable[[str], None] | None) -> TrainingJob | None:
     from fmkit.distributed import launch as L
     from fmkit.distributed.strategy import DistributedStrategy
 
@@ -378,26 +390,16 @@ def _run_under_torchrun(request: TrainingRequest, config: Any, registry: Any, rd
         if not strategy.is_main:
             _train(None, request, config, None, strategy=strategy)
             return None
-        from fmkit.jobs.logs import capture
-        from fmkit.registry.jobs import attach
-
         job = _create(request, config, registry, secondary="Starting")
-        with capture(registry, job.name, on_log), attach(registry.jobs, job.name) as tracker:
-            outcome = _train(job.name, request, config, registry, strategy=strategy)
-            tracker.complete(metrics=outcome.metrics, artifact=request.model_dir,
-                             status=outcome.status, best_epoch=outcome.best_epoch,
-                             failure_reason=_stop_reason(outcome, registry, job.name))
-        if request.model_layout == "fmkit":
-            registry.register_model(job.name, request.model_dir, job_name=job.name,
-                                    metrics=outcome.metrics,
-                                    predictor_type=config.predictor_type, replace=True)
-        return registry.jobs.get(job.name)
+        return _run_recorded(job.name, request, config, registry, on_log,
+                             lambda: _train(job.name, request, config, registry,
+                                            strategy=strategy))
     finally:
         L.shutdown_process_group()
 
 
 # ---------------------------------------------------------------------------------- background
-def start(request: TrainingRequest, *, registry: Any = None) -> Any:
+def start(request: TrainingRequest, *, registry: Registry | None = None) -> TrainingJob:
     """Record a job and run it in a detached process; return the record at once.
 
     The job is ``InProgress`` with secondary status ``Starting`` until a capacity slot is
@@ -409,29 +411,23 @@ def start(request: TrainingRequest, *, registry: Any = None) -> Any:
     ConfigError
         The request is invalid (nothing is recorded).
     """
+    from fmkit.jobs.processes import start_runner
+
     config = validate(request)
-    registry = _registry(registry)
+    registry = open_registry(registry)
     job = _create(request, config, registry, secondary="Starting", pid=0)
-    folder = registry.job_dir(job.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["FMKIT_HOME"] = str(registry.home)
-    with open(folder / "process.log", "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fmkit.jobs.runner", "training", job.name],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env)
+    proc = start_runner("training", job.name, registry)
     registry.jobs.set_process(job.name, proc.pid)
     return registry.jobs.get(job.name)
 
 
-def stop(name: str, *, registry: Any = None) -> Any:
+def stop(name: str, *, registry: Registry | None = None) -> TrainingJob:
     """Ask job ``name`` to stop: it ends ``Stopped`` after its current epoch, keeping the
     model reached (a job still waiting for a slot stops at once)."""
-    return _registry(registry).jobs.request_stop(name)
+    return open_registry(registry).jobs.request_stop(name)
 
 
-def describe(name: str, *, registry: Any = None) -> Any:
+def describe(name: str, *, registry: Registry | None = None) -> TrainingJob:
     """Return job ``name``; a job whose process died without recording an end is
     recorded ``Failed`` first.
 
@@ -443,7 +439,7 @@ def describe(name: str, *, registry: Any = None) -> Any:
     from fmkit.registry.jobs import process_alive
     from fmkit.registry.records import FINAL_STATUSES
 
-    registry = _registry(registry)
+    registry = open_registry(registry)
     job = registry.jobs.get(name)
     if job.status not in FINAL_STATUSES and job.pid and process_alive(job.pid, job.host) is False:
         if job.stop_requested:
@@ -456,16 +452,16 @@ def describe(name: str, *, registry: Any = None) -> Any:
     return job
 
 
-def log_events(name: str, *, start: int = 0, limit: int = 1000, registry: Any = None
-               ) -> tuple[list[Any], int]:
+def log_events(name: str, *, start: int = 0, limit: int = 1000,
+               registry: Registry | None = None) -> tuple[list[LogEvent], int]:
     """Return job ``name``'s log lines from token ``start`` on, and the next token.
 
     Each :class:`~fmkit.registry.records.LogEvent` has ``seq``, ``time`` (Unix seconds)
     and ``message``; pass the returned token back to read only newer lines.
     """
-    return _registry(registry).jobs.log_events(name, start=start, limit=limit)
+    return open_registry(registry).jobs.log_events(name, start=start, limit=limit)
 
 
-def epochs(name: str, *, registry: Any = None) -> list[dict[str, Any]]:
+def epochs(name: str, *, registry: Registry | None = None) -> list[dict[str, Any]]:
     """Return job ``name``'s per-epoch metrics (``train:*``, ``validation:*``), in order."""
-    return list(_registry(registry).jobs.epochs(name))
+    return list(open_registry(registry).jobs.epochs(name))

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import subprocess
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import ConfigError, FMError
+from fmkit.registry.store import open_registry
+
+if TYPE_CHECKING:
+    from fmkit.registry import Registry
+    from fmkit.registry.records import LogEvent, TransformJob
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class TransformRequest:
     source: str = "python"
 
     def check(self) -> TransformRequest:
+        """Return self; ConfigError naming the option if a setting is not allowed."""
         if self.max_payload_bytes <= 0:
             raise ConfigError(f"--max-payload-mb must be > 0; got "
                               f"{self.max_payload_bytes / 1048576:g}.")
@@ -48,24 +52,22 @@ class TransformRequest:
                               f"{self.batch_strategy!r}.")
         return self
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransformRequest:
+        """Read ``dataclasses.asdict``'s form back (unknown keys are ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 def log_key(name: str) -> str:
     """The key of transform job ``name``'s lines in the registry's log store."""
     return f"transform:{name}"
 
 
-def log_events(name: str, *, start: int = 0, limit: int = 1000, registry: Any = None
-               ) -> tuple[list[Any], int]:
+def log_events(name: str, *, start: int = 0, limit: int = 1000,
+               registry: Registry | None = None) -> tuple[list[LogEvent], int]:
     """Return transform job ``name``'s log lines from token ``start`` on, and the next token."""
-    return _registry(registry).jobs.log_events(log_key(name), start=start, limit=limit)
-
-
-def _registry(registry: Any) -> Any:
-    if registry is not None:
-        return registry
-    from fmkit.registry import Registry
-
-    return Registry()
+    return open_registry(registry).jobs.log_events(log_key(name), start=start, limit=limit)
 
 
 def _transform(request: TransformRequest) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def _transform(request: TransformRequest) -> dict[str, Any]:
             "requests": summary.requests}
 
 
-def _execute(name: str, request: TransformRequest, registry: Any) -> Any:
+def _execute(name: str, request: TransformRequest, registry: Registry) -> TransformJob:
     from fmkit.jobs.logs import capture
 
     with capture(registry, log_key(name)):
@@ -107,7 +109,7 @@ def _execute(name: str, request: TransformRequest, registry: Any) -> Any:
     return registry.transforms.finish(name, status="Completed", summary=summary)
 
 
-def run(request: TransformRequest, *, registry: Any = None) -> Any:
+def run(request: TransformRequest, *, registry: Registry | None = None) -> TransformJob:
     """Run a transform job here; return its final TransformJob record.
 
     Raises
@@ -116,38 +118,36 @@ def run(request: TransformRequest, *, registry: Any = None) -> Any:
         Bad settings (nothing recorded) or bad input (recorded ``Failed``).
     """
     request.check()
-    registry = _registry(registry)
-    job = registry.transforms.create(request.name, model_dir=request.model_dir,
-                                     input=request.input, output=request.output,
-                                     request=dataclasses.asdict(request), source=request.source)
+    registry = open_registry(registry)
+    job = _create(request, registry)
     return _execute(job.name, request, registry)
 
 
-def start(request: TransformRequest, *, registry: Any = None) -> Any:
+def _create(request: TransformRequest, registry: Registry, *,
+            pid: int | None = None) -> TransformJob:
+    return registry.transforms.create(request.name, model_dir=request.model_dir,
+                                      input=request.input, output=request.output,
+                                      request=dataclasses.asdict(request),
+                                      source=request.source, pid=pid)
+
+
+def start(request: TransformRequest, *, registry: Registry | None = None) -> TransformJob:
     """Record a transform job and run it in a detached process; return the record."""
+    from fmkit.jobs.processes import start_runner
+
     request.check()
-    registry = _registry(registry)
-    job = registry.transforms.create(request.name, model_dir=request.model_dir,
-                                     input=request.input, output=request.output,
-                                     request=dataclasses.asdict(request), source=request.source,
-                                     pid=0)
-    folder = registry.job_dir(job.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["FMKIT_HOME"] = str(registry.home)
-    with open(folder / "process.log", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fmkit.jobs.runner", "transform",
-                                 job.name], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    registry = open_registry(registry)
+    job = _create(request, registry, pid=0)
+    proc = start_runner("transform", job.name, registry)
     registry.transforms.set_process(job.name, proc.pid)
     return registry.transforms.get(job.name)
 
 
-def describe(name: str, *, registry: Any = None) -> Any:
+def describe(name: str, *, registry: Registry | None = None) -> TransformJob:
     """Return transform job ``name``; one whose process died unrecorded becomes Failed."""
     from fmkit.registry.jobs import process_alive
 
-    registry = _registry(registry)
+    registry = open_registry(registry)
     job = registry.transforms.get(name)
     if job.status == "InProgress" and job.pid and process_alive(job.pid, job.host) is False:
         return registry.transforms.finish(name, status="Failed", failure_reason="AlgorithmError:"
@@ -160,9 +160,7 @@ def run_recorded(name: str) -> int:
     from fmkit.registry import Registry
 
     registry = Registry()
-    job = registry.transforms.get(name)
-    fields = {f.name for f in dataclasses.fields(TransformRequest)}
-    request = TransformRequest(**{k: v for k, v in job.request.items() if k in fields})
+    request = TransformRequest.from_dict(registry.transforms.get(name).request)
     try:
         record = _execute(name, request, registry)
     except Exception:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmkit.errors import ConfigError, FMError
-from fmkit.jobs.channels import find_vocabulary, normalize_channels, open_channel
+from fmkit.jobs.channels import CHANNELS, find_vocabulary, normalize_channels, open_channel
 from fmkit.jobs.hyperparameters import check_defaults
 from fmkit.registry.store import open_registry
 
@@ -128,7 +128,7 @@ def run(request: TuningRequest, *, registry: Registry | None = None) -> TuningJo
     tuner = _tuner(request, registry)
     specs = normalize_channels(request.channels, content_type=request.content_type)
     batches = {name: open_channel(spec, name) for name, spec in specs.items()
-               if name in ("train", "test", "validation")}
+               if name in CHANNELS}
     vocab = find_vocabulary(request.vocabulary, specs["train"])
     if request.trial_output_tarballs:
         prefix = request.trial_output_tarballs
@@ -169,11 +169,11 @@ def start(request: TuningRequest, *, registry: Registry | None = None) -> Tuning
         Invalid settings, or the name is taken (nothing is recorded).
     """
     from fmkit.jobs.processes import start_runner
-    from fmkit.registry.records import make_name
+    from fmkit.registry.records import make_tuning_job_name
     from fmkit.tuning.ranges import ranges_to_json
 
     registry = open_registry(registry)
-    name = request.name or f"tune-{make_name('x')[len('x-2026-'):]}"
+    name = request.name or make_tuning_job_name()
     request = dataclasses.replace(request, name=name)
     plan = _tuner(request, registry).check(
         has_test="test" in request.channels and request.channels["test"] is not None,

@@ -19,10 +19,10 @@ from fmkit.registry.records import (
     TrainingJob,
     TuningJob,
 )
-from fmkit.registry.store import Registry
+from fmkit.registry.store import Registry, open_registry
 
 __all__ = [
     "COMPLETED", "FAILED", "IN_PROGRESS", "STOPPED", "STOPPING",
     "Endpoint", "JobTracker", "Model", "Registry", "RegistryCallback", "TrainingJob",
-    "TuningJob",
+    "TuningJob", "open_registry",
 ]

@@ -1,6 +1,7 @@
 """Where fmkit keeps its registry and job folders: ``$FMKIT_HOME``, default ``~/.fmkit``.
 
-This is the only module that reads ``FMKIT_HOME``; everything else takes paths.
+This is the only module below the front ends that reads the environment
+(``FMKIT_HOME``, ``FMKIT_JOB_SLOTS``); everything else takes paths.
 """
 
 from __future__ import annotations
@@ -40,3 +41,11 @@ def job_slots() -> int | None:
     """Return ``$FMKIT_JOB_SLOTS`` (how many background jobs train at once), if set."""
     value = os.environ.get("FMKIT_JOB_SLOTS", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def child_environ(home: str | os.PathLike[str]) -> dict[str, str]:
+    """Return the environment for a child process (a background job, a model server) that
+    keeps its records under ``home``: this process's environment with ``FMKIT_HOME`` set."""
+    env = dict(os.environ)
+    env[ENV_VAR] = str(home)
+    return env

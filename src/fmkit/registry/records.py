@@ -6,11 +6,14 @@ Statuses follow SageMaker: ``InProgress``, ``Stopping``, ``Completed``, ``Failed
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import sqlite3
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fmkit.errors import ConfigError
 from fmkit.registry.db import loads
@@ -59,11 +62,54 @@ def make_name(prefix: str) -> str:
     return f"{prefix}-{stamp}-{int(now * 1000) % 1000:03d}"
 
 
+def make_tuning_job_name() -> str:
+    """Return ``tune-MM-DD-HH-MM-SS-mmm`` (UTC): a default tuning job name short enough
+    (23 characters) for :func:`check_tuning_job_name`."""
+    stamp = make_name("x")[len("x-YYYY-"):]  # drop the year: MM-DD-HH-MM-SS-mmm
+    return f"tune-{stamp}"
+
+
 def format_time(t: float | None) -> str:
     """Return ``t`` (Unix seconds) as ``YYYY-MM-DD HH:MM:SS`` UTC, or ``-``."""
     if t is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def format_number(value: Any) -> str:
+    """Return a metric or hyperparameter value as front ends show it: floats with 6
+    significant digits (``nan`` as such), ``None`` as ``-``, anything else as ``str``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+_Record = TypeVar("_Record")
+
+
+def _from_row(cls: type[_Record], row: sqlite3.Row, *,
+              json: Mapping[str, Callable[[], Any] | None], flags: tuple[str, ...] = ()
+              ) -> _Record:
+    """Build record ``cls`` from a row whose columns are named as its fields.
+
+    Columns named in ``json`` hold JSON text: decoded, and an empty value (NULL, ``{}``,
+    ``[]``) replaced by the factory's result (a ``None`` factory keeps it). Columns named
+    in ``flags`` are SQLite integers read as ``bool``.
+    """
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = row[f.name]
+        if f.name in json:
+            value = loads(value)
+            factory = json[f.name]
+            if not value and factory is not None:
+                value = factory()
+        elif f.name in flags:
+            value = bool(value)
+        values[f.name] = value
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -102,22 +148,10 @@ class TrainingJob:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TrainingJob:
-        return cls(
-            name=row["name"], status=row["status"],
-            hyperparameters=loads(row["hyperparameters"]) or {},
-            channels=loads(row["channels"]) or {},
-            final_metrics=loads(row["final_metrics"]) or {},
-            model_dir=row["model_dir"], artifact=row["artifact"], log_file=row["log_file"],
-            start_time=row["start_time"], end_time=row["end_time"],
-            failure_reason=row["failure_reason"], stop_requested=bool(row["stop_requested"]),
-            best_epoch=row["best_epoch"], pid=row["pid"], host=row["host"],
-            tuning_job=row["tuning_job"], trial_number=row["trial_number"],
-            objective_value=row["objective_value"],
-            secondary_status=row["secondary_status"],
-            transitions=loads(row["transitions"]) or [],
-            source=row["source"], tags=loads(row["tags"]) or {},
-            request=loads(row["request"]), output_tarball=row["output_tarball"],
-        )
+        return _from_row(cls, row, json={"hyperparameters": dict, "channels": dict,
+                                         "final_metrics": dict, "transitions": list,
+                                         "tags": dict, "request": None},
+                         flags=("stop_requested",))
 
 
 @dataclass(frozen=True)
@@ -145,19 +179,9 @@ class TuningJob:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TuningJob:
-        return cls(
-            name=row["name"], status=row["status"], objective_metric=row["objective_metric"],
-            direction=row["direction"], strategy=row["strategy"],
-            ranges=loads(row["ranges"]) or {},
-            static_hyperparameters=loads(row["static_hyperparameters"]) or {},
-            channels=loads(row["channels"]) or {},
-            max_jobs=row["max_jobs"], max_parallel_jobs=row["max_parallel_jobs"],
-            best_training_job=row["best_training_job"],
-            best_objective_value=row["best_objective_value"],
-            start_time=row["start_time"], end_time=row["end_time"],
-            failure_reason=row["failure_reason"], stop_requested=bool(row["stop_requested"]),
-            pid=row["pid"], host=row["host"],
-        )
+        return _from_row(cls, row, json={"ranges": dict, "static_hyperparameters": dict,
+                                         "channels": dict},
+                         flags=("stop_requested",))
 
 
 @dataclass(frozen=True)
@@ -173,11 +197,7 @@ class Model:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Model:
-        return cls(
-            name=row["name"], artifact=row["artifact"], training_job=row["training_job"],
-            predictor_type=row["predictor_type"], metrics=loads(row["metrics"]) or {},
-            creation_time=row["creation_time"],
-        )
+        return _from_row(cls, row, json={"metrics": dict})
 
 
 @dataclass(frozen=True)
@@ -199,13 +219,7 @@ class Endpoint:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Endpoint:
-        return cls(
-            name=row["name"], model=row["model"], url=row["url"], host=row["host"],
-            port=row["port"], pid=row["pid"], status=row["status"],
-            config=loads(row["config"]) or {}, creation_time=row["creation_time"],
-            last_modified_time=row["last_modified_time"],
-            failure_reason=row["failure_reason"], model_name=row["model_name"],
-        )
+        return _from_row(cls, row, json={"config": dict})
 
 
 @dataclass(frozen=True)
@@ -228,13 +242,7 @@ class TransformJob:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TransformJob:
-        return cls(
-            name=row["name"], status=row["status"], model_dir=row["model_dir"],
-            input=row["input"], output=row["output"], request=loads(row["request"]) or {},
-            summary=loads(row["summary"]) or {}, start_time=row["start_time"],
-            end_time=row["end_time"], failure_reason=row["failure_reason"], pid=row["pid"],
-            host=row["host"], source=row["source"],
-        )
+        return _from_row(cls, row, json={"request": dict, "summary": dict})
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,9 @@ class Registry:
         return self.models.register(name, str(artifact_path), training_job=job_name,
                                     metrics=metrics, predictor_type=predictor_type,
                                     replace=replace)
+
+
+def open_registry(registry: Registry | None = None) -> Registry:
+    """Return ``registry``, or the registry under ``$FMKIT_HOME`` when it is None (the
+    default every service takes)."""
+    return registry if registry is not None else Registry()

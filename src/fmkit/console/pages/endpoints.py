@@ -4,6 +4,7 @@ with an invocation form, "recommend for a user" and "similar items"."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from fmkit.console import client, services
@@ -22,13 +23,14 @@ from fmkit.console.html import (
     select,
     status,
     table,
+    table_rows,
     text_input,
     u,
     when,
 )
 from fmkit.errors import FMError
 
-RUNNING = ("Creating", "Updating")
+RUNNING = ("Creating", "Updating")  # the page polls while an endpoint is in one of these
 CONTENT_TYPES = (("application/json", "application/json"), ("text/csv", "text/csv"),
                  ("application/jsonlines", "application/jsonlines"))
 
@@ -46,7 +48,7 @@ def _served(ep: Any) -> tuple[str, Any]:
 
 def _buttons(ctx: Ctx, ep: Any) -> str:
     base = f"/endpoints/{u(ep.name)}"
-    if ep.status in ("InService", "Creating", "Updating"):
+    if ep.status == "InService" or ep.status in RUNNING:
         first = post_button(f"{base}/stop", "Stop", ctx.csrf, cls="stop",
                             confirm=f"Stop endpoint {ep.name}? (it can be started again)")
     else:
@@ -92,8 +94,7 @@ def list_page(ctx: Ctx) -> Reply:
 
 def list_api(ctx: Ctx) -> Reply:
     found = services.list_endpoints(ctx.registry)
-    body = table(HEADERS, rows(ctx, found), empty="no endpoints")
-    inner = body[body.index("<tbody") :].split(">", 1)[1].rsplit("</tbody>", 1)[0]
+    inner = table_rows(HEADERS, rows(ctx, found), empty="no endpoints")
     return json_reply({"sections": {"endpoints-body": inner},
                        "done": not any(ep.status in RUNNING for ep in found)})
 
@@ -111,8 +112,6 @@ def _summary(ctx: Ctx, ep: Any) -> str:
     ]
     if log:
         try:
-            from pathlib import Path
-
             rel = Path(log).resolve().relative_to(ctx.registry.home.resolve())
             pairs.append(("Log", link("/files/" + "/".join(u(p) for p in rel.parts), rel.name)))
         except ValueError:
@@ -252,6 +251,21 @@ def _items_table(items: list[dict[str, Any]], *, tid: str) -> str:
                  empty="no items")
 
 
+def _ask(ctx: Ctx, ep: Any, path: str, payload: dict[str, Any], *, field: str,
+         values: dict[str, str]) -> dict[str, Any] | Reply:
+    """POST ``payload`` to the endpoint's ``path``; return its JSON object, or the page
+    again with the error under the form's ``field`` (502 unreachable, 400 refused)."""
+    try:
+        answer = client.post_json(f"{ep.url}{path}", payload)
+    except client.EndpointCallError as exc:
+        return _page(ctx, ep.name, errors={field: str(exc)}, values=values, code=502)
+    doc = answer.json()
+    if answer.status != 200 or not isinstance(doc, dict):
+        message = doc.get("message") if isinstance(doc, dict) else answer.text
+        return _page(ctx, ep.name, errors={field: str(message)}, values=values, code=400)
+    return doc
+
+
 def recommend(ctx: Ctx) -> Reply:
     ep = _record(ctx)
     values = {"user": ctx.form.get("user", "").strip(), "k": ctx.form.get("k", "10"),
@@ -262,15 +276,11 @@ def recommend(ctx: Ctx) -> Reply:
         errors["user"] = "give a raw user id (as in the training data, e.g. 1)."
     if errors:
         return _page(ctx, ep.name, errors=errors, values=values, code=400)
-    try:
-        answer = client.post_json(f"{ep.url}/recommend", {
-            "user": values["user"], "k": k, "exclude_seen": bool(values["exclude_seen"])})
-    except client.EndpointCallError as exc:
-        return _page(ctx, ep.name, errors={"user": str(exc)}, values=values, code=502)
-    doc = answer.json()
-    if answer.status != 200 or not isinstance(doc, dict):
-        message = doc.get("message") if isinstance(doc, dict) else answer.text
-        return _page(ctx, ep.name, errors={"user": str(message)}, values=values, code=400)
+    doc = _ask(ctx, ep, "/recommend", {"user": values["user"], "k": k,
+                                       "exclude_seen": bool(values["exclude_seen"])},
+               field="user", values=values)
+    if isinstance(doc, Reply):
+        return doc
     cold = doc.get("cold_start")
     head = (f'<p>Top {e(k)} for user <b>{e(doc.get("user"))}</b>'
             + (f' <span class="muted">(cold start: {e(cold)})</span>' if cold else "") + "</p>")
@@ -289,14 +299,10 @@ def similar(ctx: Ctx) -> Reply:
         errors["item"] = "give a raw item id (e.g. 50)."
     if errors:
         return _page(ctx, ep.name, errors=errors, values=values, code=400)
-    try:
-        answer = client.post_json(f"{ep.url}/similar", {"item": values["item"], "k": k})
-    except client.EndpointCallError as exc:
-        return _page(ctx, ep.name, errors={"item": str(exc)}, values=values, code=502)
-    doc = answer.json()
-    if answer.status != 200 or not isinstance(doc, dict):
-        message = doc.get("message") if isinstance(doc, dict) else answer.text
-        return _page(ctx, ep.name, errors={"item": str(message)}, values=values, code=400)
+    doc = _ask(ctx, ep, "/similar", {"item": values["item"], "k": k}, field="item",
+               values=values)
+    if isinstance(doc, Reply):
+        return doc
     head = f'<p>Items most similar to <b>{e(doc.get("item"))}</b></p>'
     return _page(ctx, ep.name, values=values,
                  result=head + _items_table(doc.get("similar") or [], tid="similar"))

@@ -24,6 +24,7 @@ from fmkit.console.html import (
     select,
     status,
     table,
+    table_rows,
     u,
     when,
 )
@@ -129,8 +130,7 @@ def list_page(ctx: Ctx) -> Reply:
 def list_api(ctx: Ctx) -> Reply:
     st, q, trials, limit = _list_args(ctx)
     found = services.list_jobs(ctx.registry, status=st, search=q, trials=trials)[:limit]
-    body = table(HEADERS, job_rows(found), empty="no training jobs match")
-    inner = body[body.index("<tbody") :].split(">", 1)[1].rsplit("</tbody>", 1)[0]
+    inner = table_rows(HEADERS, job_rows(found), empty="no training jobs match")
     return json_reply({"sections": {"jobs-body": inner},
                        "done": not any(services.is_running(j) for j in found),
                        "count": len(found)})
