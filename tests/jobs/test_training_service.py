@@ -177,3 +177,16 @@ def test_cli_detach_starts_a_background_job(channels, tmp_path, capsys):
     done = _wait(lambda: (j := training.describe("detached-1", registry=reg)).status
                  != "InProgress" and j)
     assert done.status == "Completed" and done.source == "cli"
+
+
+def test_cli_jobs_logs_prints_the_job_log(channels, tmp_path, capsys):
+    from fmkit.cli import main
+
+    request = training.TrainingRequest(channels=channels, model_dir=str(tmp_path / "m"),
+                                       hyperparameters=HP, name="logs-1")
+    training.run(request)
+    capsys.readouterr()
+    main(["jobs", "logs", "logs-1", "--follow"])  # a finished job: prints all and returns
+    out = capsys.readouterr().out.splitlines()
+    assert [e.message for e in training.log_events("logs-1")[0]] == out
+    assert any(line.startswith("#test_score") for line in out)

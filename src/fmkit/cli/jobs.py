@@ -231,6 +231,34 @@ def register(app: typer.Typer) -> None:
         job = reg.jobs.request_stop(name)
         typer.echo(f"{name}: {job.status}")
 
+    @jobs.command("logs")
+    def jobs_logs(
+        name: str = typer.Argument(..., help="Training job name."),
+        follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines "
+                                    "until the job ends."),
+    ) -> None:
+        """Print a training job's log (every line it logged, #quality_metric lines included)."""
+        import time
+
+        from fmkit.jobs import training
+        from fmkit.registry.records import FINAL_STATUSES
+
+        reg = _registry()
+        token = 0
+        while True:
+            events, token = training.log_events(name, start=token, registry=reg)
+            for event in events:
+                typer.echo(event.message)
+            if events:
+                continue
+            if not follow or training.describe(name, registry=reg).status in FINAL_STATUSES:
+                # one last read: lines written between the read and the status check
+                events, token = training.log_events(name, start=token, registry=reg)
+                for event in events:
+                    typer.echo(event.message)
+                return
+            time.sleep(0.5)
+
     @models.command("list")
     def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
         """List registered models, newest first."""

@@ -43,9 +43,12 @@ def parse_hyperparameter_args(args: Sequence[str]) -> dict[str, str]:
         key = name.replace("-", "_")
         if key not in HYPERPARAMETERS:
             hint = _closest(key, list(HYPERPARAMETERS))
+            if hint != ";":
+                raise ConfigError(f"unknown option or hyperparameter {arg.split('=')[0]!r}"
+                                  f"{hint}")
             known = ", ".join("--" + k.replace("_", "-") for k in HYPERPARAMETERS)
-            raise ConfigError(f"unknown option or hyperparameter {arg.split('=')[0]!r}{hint} "
-                              f"Hyperparameters: {known}.")
+            raise ConfigError(f"unknown option or hyperparameter {arg.split('=')[0]!r}; "
+                              f"hyperparameters: {known} (docs/hyperparameters.md).")
         if not eq:
             if i + 1 >= len(args):
                 raise ConfigError(f"{arg} needs a value.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -102,6 +103,23 @@ class TrainingRequest:
         return normalize_channels(self.channels, content_type=self.content_type,
                                   distribution=self.distribution)
 
+    def resolved(self) -> TrainingRequest:
+        """The request with every local path made absolute (URIs kept), so that the record
+        and a background process mean the same files wherever they are read from."""
+        def local(path: str | None) -> str | None:
+            return path if path is None or "://" in path else os.path.abspath(path)
+
+        specs = {}
+        for name, spec in self.channel_specs().items():
+            files = None if spec.files is None else tuple(local(f) or f for f in spec.files)
+            specs[name] = dataclasses.replace(spec, uri=local(spec.uri) or spec.uri,
+                                              files=files)
+        return dataclasses.replace(
+            self, channels=specs, model_dir=local(self.model_dir) or self.model_dir,
+            vocabulary=local(self.vocabulary), init_model=local(self.init_model),
+            groups=local(self.groups), sample_weight=local(self.sample_weight),
+            output_tarball=local(self.output_tarball))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (:meth:`from_dict` reads it back)."""
         out = dataclasses.asdict(self)
@@ -171,7 +189,8 @@ def validate(request: TrainingRequest) -> FMConfig:
 
 
 def _create(request: TrainingRequest, config: FMConfig, registry: Registry, *,
-            secondary: str, pid: int | None = None) -> TrainingJob:
+            secondary: str, pid: int | None = None, log_file: str | None = None
+            ) -> TrainingJob:
     specs = request.channel_specs()
     return registry.jobs.create(
         request.name, hyperparameters=config.to_dict(),
@@ -179,7 +198,7 @@ def _create(request: TrainingRequest, config: FMConfig, registry: Registry, *,
                   for k, v in specs.items()},
         model_dir=request.model_dir, secondary_status=secondary, source=request.source,
         tags=request.tags, request=request.to_dict(), output_tarball=request.output_tarball,
-        pid=pid)
+        pid=pid, log_file=log_file)
 
 
 # ---------------------------------------------------------------------------------- foreground
@@ -199,6 +218,7 @@ def run(request: TrainingRequest, *, registry: Registry | None = None,
         recorded ``Failed`` with the reason).
     """
     config = validate(request)
+    request = request.resolved()
     registry = open_registry(registry)
     from fmkit.distributed.launch import torchrun_env
 
@@ -414,9 +434,19 @@ def start(request: TrainingRequest, *, registry: Registry | None = None) -> Trai
     from fmkit.jobs.processes import start_runner
 
     config = validate(request)
+    request = request.resolved()
     registry = open_registry(registry)
     job = _create(request, config, registry, secondary="Starting", pid=0)
-    proc = start_runner("training", job.name, registry)
+    if request.name is None:  # the runner reads the request: give it the generated name
+        request = dataclasses.replace(request, name=job.name)
+    registry.jobs.update(job.name, log_file=str(registry.job_dir(job.name) / "process.log"),
+                         request=request.to_dict())
+    try:
+        proc = start_runner("training", job.name, registry)
+    except OSError as exc:  # recorded: a job is never left InProgress with no process
+        registry.jobs.finish(job.name, status="Failed", failure_reason=(
+            f"AlgorithmError: could not start the job's process: {exc}"))
+        raise
     registry.jobs.set_process(job.name, proc.pid)
     return registry.jobs.get(job.name)
 

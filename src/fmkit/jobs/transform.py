@@ -138,7 +138,12 @@ def start(request: TransformRequest, *, registry: Registry | None = None) -> Tra
     request.check()
     registry = open_registry(registry)
     job = _create(request, registry, pid=0)
-    proc = start_runner("transform", job.name, registry)
+    try:
+        proc = start_runner("transform", job.name, registry)
+    except OSError as exc:  # recorded: a job is never left InProgress with no process
+        registry.transforms.finish(job.name, status="Failed", failure_reason=(
+            f"AlgorithmError: could not start the job's process: {exc}"))
+        raise
     registry.transforms.set_process(job.name, proc.pid)
     return registry.transforms.get(job.name)
 

@@ -189,7 +189,12 @@ def start(request: TuningRequest, *, registry: Registry | None = None) -> Tuning
     path = _request_file(registry, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(request.to_dict()))
-    proc = start_runner("tuning", name, registry)
+    try:
+        proc = start_runner("tuning", name, registry)
+    except OSError as exc:  # recorded: a job is never left InProgress with no process
+        registry.tuning.finish(name, status="Failed", failure_reason=(
+            f"AlgorithmError: could not start the job's process: {exc}"))
+        raise
     registry.tuning.set_process(name, proc.pid)
     return registry.tuning.get(name)
 

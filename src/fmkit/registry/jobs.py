@@ -209,6 +209,15 @@ class TrainingJobs:
         self.db.execute("UPDATE training_jobs SET pid=?, host=? WHERE name=?",
                         (pid, socket.gethostname(), name))
 
+    def update(self, name: str, *, log_file: str | None = None,
+               request: Mapping[str, Any] | None = None) -> None:
+        """Set the job's log file and/or stored request (those given)."""
+        if log_file is not None:
+            self.db.execute("UPDATE training_jobs SET log_file=? WHERE name=?", (log_file, name))
+        if request is not None:
+            self.db.execute("UPDATE training_jobs SET request=? WHERE name=?",
+                            (dumps(dict(request)), name))
+
     def set_output_tarball(self, name: str, uri: str) -> None:
         """Record where the job's SageMaker model.tar.gz was written."""
         self.db.execute("UPDATE training_jobs SET output_tarball=? WHERE name=?", (uri, name))

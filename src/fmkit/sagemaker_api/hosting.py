@@ -90,6 +90,9 @@ def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     except FMError as exc:
         ctx.state.remove("model", name)
         raise validation(str(exc)) from None
+    except BaseException:  # a retried request must see the real error, not "already exists"
+        ctx.state.remove("model", name)
+        raise
     return {"ModelArn": ctx.arn("model", name)}
 
 

@@ -80,6 +80,9 @@ def create_transform_job(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     except FMError as exc:
         ctx.state.remove("transform-job", name)
         raise validation(str(exc)) from None
+    except BaseException:  # a retried request must see the real error, not "already exists"
+        ctx.state.remove("transform-job", name)
+        raise
     ctx.state.add_tags(ctx.arn("transform-job", name), body.get("Tags") or [])
     return {"TransformJobArn": ctx.arn("transform-job", name)}
 

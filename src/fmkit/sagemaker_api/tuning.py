@@ -87,6 +87,9 @@ def create_tuning_job(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     except FMError as exc:
         ctx.state.remove("tuning-job", name)
         raise validation(str(exc)) from None
+    except BaseException:  # a retried request must see the real error, not "already exists"
+        ctx.state.remove("tuning-job", name)
+        raise
     ctx.state.add_tags(ctx.arn("hyper-parameter-tuning-job", name), body.get("Tags") or [])
     return {"HyperParameterTuningJobArn": ctx.arn("hyper-parameter-tuning-job", name)}
 
