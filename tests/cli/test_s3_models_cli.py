@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-
-import fmkit.io as fio
-from fmkit.cli import main
-from fmkit.datasets.synthetic import make_planted_fm
-from fmkit.registry import Registry
+from helpers.cli import run_cli as _cli
 from helpers.s3 import moto_server, s3  # noqa: F401 - fixtures
 
+import fmkit.io as fio
+from fmkit.datasets.synthetic import make_planted_fm
+from fmkit.registry import Registry
+
 pytestmark = pytest.mark.slow
-
-
-def _cli(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_to_s3_then_every_command_reads_it(s3, tmp_path, capsys):  # noqa: F811

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from fmkit.registry.home import child_environ
@@ -29,10 +29,20 @@ def spawn(command: Sequence[str], log_path: str | os.PathLike[str],
                                 env=child_environ(home))
 
 
-def start_runner(kind: str, name: str, registry: Registry) -> subprocess.Popen[bytes]:
+def start_runner(kind: str, name: str, registry: Registry,
+                 on_failure: Callable[[str], object] | None = None) -> subprocess.Popen[bytes]:
     """Start ``python -m fmkit.jobs.runner KIND NAME`` for the recorded job ``name``; its
-    output goes to ``<job folder>/process.log``."""
+    output goes to ``<job folder>/process.log``.
+
+    If the process cannot be started, ``on_failure(reason)`` records the job Failed (so a
+    job is never left InProgress with no process) and the OSError is raised.
+    """
     folder = registry.job_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
-    return spawn([sys.executable, "-m", "fmkit.jobs.runner", kind, name],
-                 folder / "process.log", registry.home)
+    try:
+        return spawn([sys.executable, "-m", "fmkit.jobs.runner", kind, name],
+                     folder / "process.log", registry.home)
+    except OSError as exc:
+        if on_failure is not None:
+            on_failure(f"AlgorithmError: could not start the job's process: {exc}")
+        raise

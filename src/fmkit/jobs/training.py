@@ -441,12 +441,9 @@ def start(request: TrainingRequest, *, registry: Registry | None = None) -> Trai
         request = dataclasses.replace(request, name=job.name)
     registry.jobs.update(job.name, log_file=str(registry.job_dir(job.name) / "process.log"),
                          request=request.to_dict())
-    try:
-        proc = start_runner("training", job.name, registry)
-    except OSError as exc:  # recorded: a job is never left InProgress with no process
-        registry.jobs.finish(job.name, status="Failed", failure_reason=(
-            f"AlgorithmError: could not start the job's process: {exc}"))
-        raise
+    proc = start_runner("training", job.name, registry,
+                        on_failure=lambda reason: registry.jobs.finish(
+                            job.name, status="Failed", failure_reason=reason))
     registry.jobs.set_process(job.name, proc.pid)
     return registry.jobs.get(job.name)
 

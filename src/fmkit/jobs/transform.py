@@ -138,12 +138,9 @@ def start(request: TransformRequest, *, registry: Registry | None = None) -> Tra
     request.check()
     registry = open_registry(registry)
     job = _create(request, registry, pid=0)
-    try:
-        proc = start_runner("transform", job.name, registry)
-    except OSError as exc:  # recorded: a job is never left InProgress with no process
-        registry.transforms.finish(job.name, status="Failed", failure_reason=(
-            f"AlgorithmError: could not start the job's process: {exc}"))
-        raise
+    proc = start_runner("transform", job.name, registry,
+                        on_failure=lambda reason: registry.transforms.finish(
+                            job.name, status="Failed", failure_reason=reason))
     registry.transforms.set_process(job.name, proc.pid)
     return registry.transforms.get(job.name)
 

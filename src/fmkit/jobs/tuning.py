@@ -189,12 +189,9 @@ def start(request: TuningRequest, *, registry: Registry | None = None) -> Tuning
     path = _request_file(registry, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(request.to_dict()))
-    try:
-        proc = start_runner("tuning", name, registry)
-    except OSError as exc:  # recorded: a job is never left InProgress with no process
-        registry.tuning.finish(name, status="Failed", failure_reason=(
-            f"AlgorithmError: could not start the job's process: {exc}"))
-        raise
+    proc = start_runner("tuning", name, registry,
+                        on_failure=lambda reason: registry.tuning.finish(
+                            name, status="Failed", failure_reason=reason))
     registry.tuning.set_process(name, proc.pid)
     return registry.tuning.get(name)
 
