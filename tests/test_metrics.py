@@ -43,3 +43,14 @@ def test_quality_metric_lines_use_sagemaker_names():
         "#quality_metric: host=algo-1, epoch=3, train mse <loss>=2.0"
     assert M.quality_metric_lines({"train:mse": 2.0}, host="algo-2", epoch=3, batch=500)[0] \
         == "#quality_metric: host=algo-2, epoch=3, batch=500 train mse <loss>=2.0"
+
+
+def test_auc_of_equal_weights_is_the_weighted_formula_bit_for_bit():
+    rng = np.random.default_rng(5)
+    for n in (2, 17, 5000):
+        scores = (rng.random(n) * 20).round() / 20  # many ties
+        labels = (rng.random(n) < 0.4).astype(np.float32)
+        labels[:2] = [0.0, 1.0]
+        for s in (scores, scores.astype(np.float32)):
+            assert M.auc(labels, s) == M.auc(labels, s, np.ones(n))
+    assert np.isnan(M.auc(np.ones(4), np.arange(4.0)))

@@ -66,3 +66,18 @@ def test_row_length_and_the_parallel_gather_of_large_uniform_batches():
                                   batch.indices.reshape(n, width)[[-1, 0]])
     with pytest.raises(IndexError):
         batch.take(np.concatenate([rows[:5000], [n]]))
+
+
+def test_canonical_is_self_exactly_when_scipy_calls_the_rows_canonical():
+    rng = np.random.default_rng(3)
+    for lengths in ([3, 0, 2, 4], [0, 0], [1], [5, 5, 5]):
+        batch = _batch(lengths, rng)
+        csr_says = batch.to_csr().has_canonical_format
+        assert batch._strictly_increasing_rows() == csr_says
+        assert (batch.canonical() is batch) == csr_says
+    # a repeated key and a descending pair inside rows; a new row may start lower
+    rows = SparseBatch.from_arrays([1, 1, 5, 2, 0, 3], [0, 2, 4, 6], np.ones(6), feature_dim=6)
+    assert not rows._strictly_increasing_rows()
+    fixed = rows.canonical()
+    assert fixed._strictly_increasing_rows() and fixed.to_csr().has_canonical_format
+    assert SparseBatch.from_arrays([4, 0, 5], [0, 1, 3], np.ones(3))._strictly_increasing_rows()

@@ -34,14 +34,21 @@ DIRECTIONS = {name: "minimize" if kind == "loss" else "maximize"
 Array = npt.NDArray[Any]
 
 
-def _weights(weights: Array | None, n: int) -> npt.NDArray[np.float64]:
-    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+def _weights(weights: Array | None, n: int) -> npt.NDArray[np.float64] | None:
+    """Weights as float64, or None for equal weights (no array of ones is built)."""
+    return None if weights is None else np.asarray(weights, dtype=np.float64)
 
 
-def _average(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
-    """Weighted mean; NaN when there is nothing to average (no rows or all weights 0)."""
+def _average(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64] | None) -> float:
+    """Weighted mean; NaN when there is nothing to average (no rows or all weights 0).
+
+    Summed by numpy (pairwise), not BLAS's dot: on shared cores a BLAS call waits for its
+    thread pool, and a train-metrics pass a MovieLens epoch took longer than the epoch.
+    """
+    if weights is None:
+        return float(values.sum() / values.shape[0]) if values.shape[0] else float("nan")
     total = float(weights.sum())
-    return float(np.dot(values, weights) / total) if total > 0 else float("nan")
+    return float(np.sum(values * weights) / total) if total > 0 else float("nan")
 
 
 def rmse(labels: Array, scores: Array, weights: Array | None = None) -> float:
@@ -72,9 +79,11 @@ def binary_f_beta(
     w = _weights(weights, np.asarray(labels).shape[0])
     pred = np.asarray(scores) >= 0.5
     truth = np.asarray(labels) >= 0.5
-    tp = float(np.sum(w * (pred & truth)))
-    fp = float(np.sum(w * (pred & ~truth)))
-    fn = float(np.sum(w * (~pred & truth)))
+
+    def total(mask: npt.NDArray[np.bool_]) -> float:
+        return float(np.count_nonzero(mask)) if w is None else float(np.sum(w * mask))
+
+    tp, fp, fn = total(pred & truth), total(pred & ~truth), total(~pred & truth)
     b2 = beta * beta
     denom = (1 + b2) * tp + b2 * fn + fp
     return (1 + b2) * tp / denom if denom > 0 else 0.0
@@ -92,8 +101,12 @@ def binary_classification_cross_entropy(
 def auc(labels: Array, scores: Array, weights: Array | None = None) -> float:
     """Area under the ROC curve, ties counted half (NaN when one class is absent)."""
     t = np.asarray(labels) >= 0.5
-    s = np.asarray(scores, np.float64)
-    w = _weights(weights, s.shape[0])
+    s = np.asarray(scores)
+    if s.dtype != np.float32:  # float32 scores sort as they are (the same order)
+        s = s.astype(np.float64)
+    if weights is None:
+        return _auc_counts(t, s)
+    w = np.asarray(weights, dtype=np.float64)
     pos_w, neg_w = w[t].sum(), w[~t].sum()
     if pos_w == 0 or neg_w == 0:
         return float("nan")
@@ -105,6 +118,19 @@ def auc(labels: Array, scores: Array, weights: Array | None = None) -> float:
     pos_in = np.add.reduceat(np.where(t, w, 0.0), start)
     neg_below = np.concatenate([[0.0], np.cumsum(neg_in)[:-1]])
     return float(np.sum(pos_in * (neg_below + 0.5 * neg_in)) / (pos_w * neg_w))
+
+
+def _auc_counts(t: npt.NDArray[np.bool_], s: Array) -> float:
+    """AUC of equal-weight rows: for every positive, the negatives scored below it plus
+    half those tied with it, over P x N. The counts are integers (exact), so this is the
+    weighted formula's value bit for bit, at the cost of two sorts of values (no argsort)."""
+    pos, neg = np.sort(s[t]), np.sort(s[~t])
+    if pos.shape[0] == 0 or neg.shape[0] == 0:
+        return float("nan")
+    below = np.searchsorted(neg, pos, "left")
+    tied = np.searchsorted(neg, pos, "right") - below
+    num = float(below.sum(dtype=np.int64)) + 0.5 * float(tied.sum(dtype=np.int64))
+    return num / (float(pos.shape[0]) * float(neg.shape[0]))
 
 
 _FUNCS = {

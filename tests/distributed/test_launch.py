@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fmkit.distributed.launch import Rendezvous, launch, torchrun_env
@@ -18,11 +16,11 @@ def test_launch_returns_rank0_value():
     assert launch(workers.return_rank_sum, nprocs=3) == 0.0 + 1.0 + 2.0
 
 
-def test_killed_worker_fails_the_job_within_seconds():
-    t0 = time.monotonic()
+def test_killed_worker_fails_the_job_at_once():
+    # the launcher reports the death itself; otherwise rank 0's error (a lost peer,
+    # or its 60 s collective timeout) would be reported (issue 14 item 8: no time bound)
     with pytest.raises(WorkerError, match=r"worker 1 of 2 was killed by signal SIGKILL"):
         launch(workers.reduce_forever_rank1_killed, nprocs=2, timeout_s=60)
-    assert time.monotonic() - t0 < 20
 
 
 def test_worker_fmkit_error_is_raised_as_the_same_class():
@@ -49,8 +47,7 @@ def test_instance_count_must_be_positive():
 
 
 def test_hung_worker_fails_the_job_after_the_timeout():
-    t0 = time.monotonic()
+    # the error names the 2 s timeout that ended the wait (the hung rank sleeps 120 s)
     with pytest.raises(WorkerError, match=r"worker 0 of 2 failed: .*[Tt]imed out.*a peer did "
                                           r"not answer for timeout_s=2 s"):
         launch(workers.rank1_hangs, nprocs=2, timeout_s=2)
-    assert time.monotonic() - t0 < 20

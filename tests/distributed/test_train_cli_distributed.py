@@ -35,8 +35,9 @@ def test_instance_count_two_writes_one_artifact(tmp_path, capfd):
     data = _prepare(capfd, write_fake_ml100k(tmp_path / "ml"), tmp_path / "data")
     hp = ["--num-factors", "4", "--epochs", "3", "--predictor-type", "binary_classifier",
           "--seed", "1"]
+    # the same global batch of 100 rows (50 per worker)
     two = _train(capfd, data, tmp_path / "m2", "--instance-count", "2",
-                 "--mini-batch-size", "50", *hp)
+                 "--mini-batch-size", "100", *hp)
     one = _train(capfd, data, tmp_path / "m1", "--mini-batch-size", "100", *hp)
     a2, a1 = load(tmp_path / "m2"), load(tmp_path / "m1")
     assert a2.V.shape == a1.V.shape and a2.vocabulary == a1.vocabulary
@@ -67,8 +68,9 @@ def test_two_processes_match_one_on_movielens_100k(ml100k, tmp_path, capfd, targ
     kind = "binary_classifier" if target == "binary" else "regressor"
     hp = ["--num-factors", "16", "--epochs", "3", "--predictor-type", kind, "--seed", "0",
           "--shuffle", "false"]
+    # mini_batch_size is the global batch: 500 rows per worker (docs/distributed.md)
     two = _train(capfd, data, tmp_path / "m2", "--instance-count", "2",
-                 "--mini-batch-size", "500", *hp)
+                 "--mini-batch-size", "1000", *hp)
     one = _train(capfd, data, tmp_path / "m1", "--mini-batch-size", "1000", *hp)
     if target == "binary":
         for name in ("test:binary_classification_accuracy",

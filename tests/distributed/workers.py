@@ -47,6 +47,28 @@ def fit_shard(values: dict[str, Any], train: SparseBatch, test: SparseBatch | No
             "steps": strategy.steps}
 
 
+def fit_replicated(values: dict[str, Any], train: SparseBatch, test: SparseBatch
+                   ) -> dict[str, Any]:
+    """Train on the whole of ``train`` in every rank (FullyReplicated data: each rank its
+    part of each global batch); score this rank's range of ``test``."""
+    strategy = DistributedStrategy(replicated=True)
+    t0, t1 = row_range(test.n_rows, rank=strategy.rank, world_size=strategy.world_size)
+    result = fit(FMConfig.from_values(values), train, test=test.slice(t0, t1),
+                 strategy=strategy)
+    art = result.artifact
+    return {"w0": art.w0, "w": art.w, "V": art.V, "metrics": result.metrics,
+            "steps": strategy.steps}
+
+
+def batch_shares(mini_batch_size: int, global_batch: bool) -> list[int]:
+    """Every rank's rows per step for ``mini_batch_size``, gathered in rank order."""
+    strategy = DistributedStrategy(global_batch=global_batch)
+    share = np.array([strategy.local_batch_size(mini_batch_size)], np.int64)
+    gathered = strategy.gather_rows([share])[0]
+    assert gathered is not None
+    return [int(x) for x in gathered]
+
+
 class _DieAtEpoch:
     def __init__(self, rank: int, epoch: int) -> None:
         self.rank, self.epoch = rank, epoch

@@ -190,3 +190,21 @@ def test_cli_jobs_logs_prints_the_job_log(channels, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert [e.message for e in training.log_events("logs-1")[0]] == out
     assert any(line.startswith("#test_score") for line in out)
+
+
+def test_job_log_lines_reach_the_registry_within_half_a_second():
+    import logging
+
+    from fmkit.jobs.logs import FLUSH_S, capture
+
+    reg = Registry()
+    reg.jobs.create("log-timer-1")
+    with capture(reg, "log-timer-1"):
+        logging.getLogger("fmkit.test").info("first line")
+        logging.getLogger("fmkit.test").info("second line")  # buffered with the first
+        deadline = time.monotonic() + 10 * FLUSH_S
+        while not reg.jobs.log_events("log-timer-1")[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # written by the timer, while the block still runs and no newer line came
+        assert [e.message for e in reg.jobs.log_events("log-timer-1")[0]] == [
+            "first line", "second line"]

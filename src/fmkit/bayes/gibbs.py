@@ -27,7 +27,8 @@ from fmkit.bayes.torch_sampler import TorchSampler
 from fmkit.bayes.user_item import UserItemSampler
 from fmkit.config import FMConfig
 from fmkit.errors import ConfigError, DataError, DivergenceError
-from fmkit.inference.predictor import apply_link, fm_outputs, user_item_outputs
+from fmkit.inference.links import apply_link
+from fmkit.inference.predictor import fm_outputs, user_item_outputs
 from fmkit.metrics import compute_metrics
 from fmkit.sparse import SparseBatch
 

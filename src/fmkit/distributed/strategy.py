@@ -43,16 +43,28 @@ class DistributedStrategy:
         The torch.distributed group (the default group when None). It must be initialised
         first, e.g. by :func:`fmkit.distributed.launch.launch` or
         :func:`fmkit.distributed.launch.init_from_env`.
+    global_batch : bool, default=True
+        ``mini_batch_size`` is the global batch: each step process r trains its share of
+        it (:meth:`local_batch_size`), so N processes take the steps of one process on
+        the same rows (the same batch size, updates per epoch and learning rates). False:
+        ``mini_batch_size`` rows per process (a global batch N times larger; fmkit's
+        semantics before issue 18).
+    replicated : bool, default=False
+        Every process was given the whole train channel (SageMaker's FullyReplicated:
+        every instance gets all the data), not its shard: each step, process r trains its
+        part of the very global batch one process would train (the same shuffle, drawn
+        from the job's seed in every process), so N processes follow one process's steps
+        up to the order of floating-point sums. False: each process shuffles and steps its
+        own shard.
 
     Notes
     -----
     With the NCCL backend tensors are exchanged on the training device (CUDA); with gloo on
-    the CPU. The per-process mini-batch is ``mini_batch_size`` rows, so a step's global
-    batch is up to ``world_size * mini_batch_size`` rows, and the gradient is the mean over
-    the global batch.
+    the CPU. The gradient is the mean over the global batch.
     """
 
-    def __init__(self, group: Any = None) -> None:
+    def __init__(self, group: Any = None, *, global_batch: bool = True,
+                 replicated: bool = False) -> None:
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("DistributedStrategy needs an initialised torch.distributed "
                                "process group (see fmkit.distributed.launch).")
@@ -65,6 +77,20 @@ class DistributedStrategy:
         # bytes this process sent in the gradient exchange (benchmarks read it)
         self.bytes_sent = 0
         self.steps = 0
+        self.global_batch = global_batch
+        self.replicated = replicated
+
+    def local_batch_size(self, mini_batch_size: int) -> int:
+        """Rows this process trains per step for a job's ``mini_batch_size``.
+
+        With ``global_batch`` the N processes split it: ``mini_batch_size // N`` each, the
+        first ``mini_batch_size % N`` processes one row more (a global batch of exactly
+        ``mini_batch_size`` rows); else ``mini_batch_size`` each.
+        """
+        if not self.global_batch:
+            return mini_batch_size
+        share, extra = divmod(int(mini_batch_size), self.world_size)
+        return max(1, share + (1 if self.rank < extra else 0))
 
     @property
     def is_main(self) -> bool:

@@ -30,23 +30,34 @@ A ``user_item`` model (``model.user_block``) has its own build of both steps: th
 pass keeps the user block's sum u apart from the other keys' s, y takes <u, s> in place of
 (|s|^2 - q)/2, and an entry's gradient is g x times the other block's sum (no x V_i term).
 
-It reads and writes the very tensors of the torch model and optimiser (CPU tensors share
-memory with numpy), so either step can follow the other. Used for CPU training in a single
-process when numba is installed; the tests check it against the torch step.
+It reads and writes the arrays of the model and optimiser in place: the numpy ones of the
+CPU trainer (:mod:`fmkit.engine.params`), or the very tensors of the torch trainer (CPU
+tensors share memory with numpy), so either step can follow the other. Used for CPU
+training in a single process when numba is installed; the tests check it against the torch
+step. This module imports no torch.
+
+:func:`_make_fm_epoch` runs many batches of an epoch in one call (gathering each batch's
+rows in the epoch's order, then the one-thread step), so that MovieLens-size batches (256
+rows of 2 keys) do not pay a Python round trip each: it computes exactly what the same
+batches stepped one call at a time compute, bit for bit.
+
+numba keeps its builds in ``__pycache__`` (``cache=True``): the first process on a machine
+compiles them (about a minute for all of them), later ones load them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
 
 import numpy as np
-import torch
 
-from fmkit.engine.optim import BETA1, BETA2, RowSparseOptimizer
-from fmkit.model.fm import FactorizationMachine
+from fmkit.engine.params import BETA1, BETA2
 from fmkit.sparse import SparseBatch
+
+logger = logging.getLogger(__name__)
 
 try:
     import numba
@@ -145,9 +156,10 @@ def _row_output(r: int, y: float, labels: Any, weights: Any, binary: bool, scale
     row weight and ``scale`` (scalar code: inlining it costs the K-loops nothing)."""
     t_r = labels[r]
     if binary:
-        p = 1.0 / (1.0 + math.exp(-y)) if y >= 0 else math.exp(y) / (1.0 + math.exp(y))
+        e = math.exp(-abs(y))  # exp(-y) for y >= 0, exp(y) below: one exp for p and loss
+        p = 1.0 / (1.0 + e) if y >= 0 else e / (1.0 + e)
         dy = p - t_r
-        loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(math.exp(-abs(y)))
+        loss_out[r] = max(y, 0.0) - y * t_r + math.log1p(e)
     else:
         dy = y - t_r
         loss_out[r] = 0.5 * dy * dy
@@ -413,6 +425,77 @@ def _make_fm_step_parallel(ui: bool) -> Any:
 
 
 
+def _make_fm_epoch(ui: bool) -> Any:
+    """Build the many-batches call around the one-thread step of the same ``ui``.
+
+    The step is called through the globals ``_STEP_ALL``/``_STEP_USER_ITEM``, not a closure
+    variable: numba's cache key pickles closure variables, and a dispatcher pickles
+    differently in every process, so a closure over it compiled anew each run."""
+    def _fm_epoch(indices: Any, offsets: Any, values: Any, labels: Any, weights: Any,
+                  order: Any, batch_size: int, b_start: int, b_stop: int, lrs: Any,
+                  rescale: float, binary: bool, w0: Any, w: Any, V: Any, use_bias: bool,
+                  use_linear: bool, kind: int, wd: Any, clip: float, eps: float,
+                  b1: Any, b2: Any, w1: Any, w2: Any, V1: Any, V2: Any,
+                  slot: Any, keys: Any, gW: Any, gV: Any, S: Any, dY: Any, counts: Any,
+                  block: Any, U: Any, bi: Any, bo: Any, bv: Any, bl: Any, bw: Any,
+                  y_out: Any, loss_out: Any, status: Any) -> int:  # pragma: no cover - numba
+        """Step batches ``b_start`` to ``b_stop`` of an epoch; return how many were stepped.
+
+        Batch b holds rows ``order[b * batch_size:(b + 1) * batch_size]`` of the set
+        (``indices``, ``offsets``, ``values``, ``labels``, ``weights`` (empty: none)); it is
+        gathered into ``bi``/``bo``/``bv``/``bl``/``bw`` and stepped with ``lrs[b - b_start]``
+        (Adam's bias correction applied by the caller, as for one step) and the scale
+        ``rescale`` (< 0: 1 / rows of the batch). Logits and losses go to ``y_out`` and
+        ``loss_out`` at the rows' epoch positions. Stops early with ``status[0]`` = 1 after a
+        batch whose loss is not finite, or 2 before a batch with a row whose keys are not
+        strictly increasing (nothing of that batch changed).
+        """
+        n_total = order.shape[0]
+        has_w = weights.shape[0] > 0
+        status[0] = 0
+        for b in range(b_start, b_stop):
+            lo_row = b * batch_size
+            hi_row = min(n_total, lo_row + batch_size)
+            n = hi_row - lo_row
+            z = 0
+            bo[0] = 0
+            for r in range(n):
+                src = order[lo_row + r]
+                a, e = offsets[src], offsets[src + 1]
+                for j in range(a, e):
+                    bi[z] = indices[j]
+                    bv[z] = values[j]
+                    z += 1
+                bo[r + 1] = z
+                bl[r] = labels[src]
+                if has_w:
+                    bw[r] = weights[src]
+            scale = rescale if rescale >= 0.0 else 1.0 / max(n, 1)
+            n_w = n if has_w else 0
+            if ui:
+                ok = _STEP_USER_ITEM(
+                    bi[:z], bo[:n + 1], bv[:z], bl[:n], bw[:n_w], scale, binary, w0, w, V,
+                    use_bias, use_linear, kind, lrs[b - b_start], wd, clip, eps, b1, b2, w1,
+                    w2, V1, V2, slot, keys, gW, gV, S, dY, counts, block, U,
+                    y_out[lo_row:hi_row], loss_out[lo_row:hi_row], 1)
+            else:
+                ok = _STEP_ALL(
+                    bi[:z], bo[:n + 1], bv[:z], bl[:n], bw[:n_w], scale, binary, w0, w, V,
+                    use_bias, use_linear, kind, lrs[b - b_start], wd, clip, eps, b1, b2, w1,
+                    w2, V1, V2, slot, keys, gW, gV, S, dY, counts, block, U,
+                    y_out[lo_row:hi_row], loss_out[lo_row:hi_row], 1)
+            if not ok:
+                status[0] = 2
+                return b - b_start
+            for r in range(lo_row, hi_row):
+                if not np.isfinite(loss_out[r]):
+                    status[0] = 1
+                    return b - b_start + 1
+        return b_stop - b_start
+    _fm_epoch.__qualname__ = f"_fm_epoch_{'user_item' if ui else 'all'}"
+    return _fm_epoch
+
+
 if numba is not None:
     from llvmlite import ir  # type: ignore[import-untyped]
     from numba.core import cgutils, types
@@ -455,6 +538,38 @@ if numba is not None:
     # (one thread, parallel) steps of the ordinary FM (False) and of user_item models (True)
     _STEPS = {ui: (_jit(_make_fm_step(ui)), _parallel(_make_fm_step_parallel(ui)))
               for ui in (False, True)}
+    # many batches per call around each one-thread step
+    _STEP_ALL, _STEP_USER_ITEM = _STEPS[False][0], _STEPS[True][0]
+    _EPOCHS = {ui: _jit(_make_fm_epoch(ui)) for ui in (False, True)}
+
+
+# seconds a first call may take (loading numba's cached build) before it is logged as a
+# compile
+COMPILE_NOTICE_S = 1.0
+
+
+class _CompileNotice:
+    """Log "compiling ..." when a kernel's first call in this process runs long (numba
+    compiling it: once per machine and argument types, tens of seconds; later processes
+    load the cached build in a fraction of a second)."""
+
+    def __init__(self, fn: Any, what: str) -> None:
+        self.timer: Any = None
+        if numba is not None and not fn.overloads:
+            import threading
+
+            self.timer = threading.Timer(COMPILE_NOTICE_S, logger.info, (
+                "compiling %s for these argument types (once: numba caches the build "
+                "beside fmkit's sources; later runs load it)", what))
+            self.timer.daemon = True
+
+    def __enter__(self) -> None:
+        if self.timer is not None:
+            self.timer.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def limit_threads(n: int) -> None:
@@ -507,13 +622,27 @@ class ThreadChoice:
 
 
 class CpuKernelPath:
-    """Runs the one-thread or parallel step on the trainer's own tensors;
-    see the module docstring."""
+    """Runs the one-thread or parallel step on the trainer's own arrays (numpy, or CPU
+    torch tensors); see the module docstring.
 
-    def __init__(self, model: FactorizationMachine, optimizer: RowSparseOptimizer,
-                 predictor_type: str, rescale_grad: float | None, *,
-                 threads: int | None = None) -> None:
+    Parameters
+    ----------
+    model : NumpyFM or FactorizationMachine
+        ``w0``, ``w``, ``V`` (and ``user_block``), updated in place.
+    optimizer : NumpyOptimizer or RowSparseOptimizer
+        Its ``kind``, ``groups``, ``clip``, ``eps``, ``state`` and step count ``t``.
+    predictor_type : str
+    rescale_grad : float or None
+        The gradient scale; None: the batch mean.
+    threads : int, optional
+        None: 1 or every numba thread, whichever measures faster; a number: that many.
+    """
+
+    def __init__(self, model: Any, optimizer: Any, predictor_type: str,
+                 rescale_grad: float | None, *, threads: int | None = None) -> None:
         self.model = model
+        # torch tensors in, torch tensors out of step() (the torch trainer's contract)
+        self._torch = not isinstance(model.V, np.ndarray)
         # threads None: 1 or every numba thread, whichever is faster now; a number: that many
         most = get_num_threads()
         self.threads = most if threads is None else max(1, min(int(threads), most))
@@ -529,30 +658,34 @@ class CpuKernelPath:
                               for g in ("bias", "linear", "factors")], np.float64)
         self.clip = -1.0 if optimizer.clip is None else float(optimizer.clip)
         self.eps = float(optimizer.eps)
-        self.arrays = {name: t.numpy() for name, t in
+        self.arrays = {name: np.asarray(t) for name, t in
                        (("w0", model.w0), ("w", model.w), ("V", model.V))}
         self.state = {}
         for group, name in (("bias", "w0"), ("linear", "w"), ("factors", "V")):
             st = optimizer.state.get(group, ())
             ref = self.arrays[name]
             self.state[group] = tuple(
-                st[k].numpy() if k < len(st) else np.zeros((1,) + ref.shape[1:], np.float32)
+                np.asarray(st[k]) if k < len(st) else np.zeros((1,) + ref.shape[1:],
+                                                               np.float32)
                 for k in range(2))
         # the slot of every key in the current batch, -1 if none (int32: half the cache lines)
         self.slot = np.full(model.feature_dim, -1, np.int32)
         # user_item models: which keys form the user block; empty for the ordinary FM
         self.block = (np.zeros(0, np.bool_) if model.user_block is None
-                      else model.user_block.cpu().numpy() > 0.5)
+                      else np.asarray(model.user_block) > 0.5)
         self._steps = _STEPS[self.block.shape[0] > 0]  # (one-thread, parallel) build
         self._grow(0, 0)
 
     @classmethod
-    def create(cls, config: Any, model: FactorizationMachine, optimizer: RowSparseOptimizer,
-               *, device: torch.device, world_size: int) -> CpuKernelPath | None:
-        """Return a kernel path when it applies (numba, CPU, one process, float32), else None."""
-        if numba is None or device.type != "cpu" or world_size != 1:
+    def create(cls, config: Any, model: Any, optimizer: Any, *, device: Any,
+               world_size: int) -> CpuKernelPath | None:
+        """Return a kernel path when it applies (numba, CPU, one process, float32), else None.
+
+        ``device`` is a torch device or its name.
+        """
+        if numba is None or getattr(device, "type", device) != "cpu" or world_size != 1:
             return None
-        if model.V.dtype != torch.float32 or optimizer.kind not in _OPTIMIZERS:
+        if np.asarray(model.V).dtype != np.float32 or optimizer.kind not in _OPTIMIZERS:
             return None
         return cls(model, optimizer, config.predictor_type, config.rescale_grad)
 
@@ -593,8 +726,9 @@ class CpuKernelPath:
                            np.empty((parts, parts, need), np.int32))
         return self._filed
 
-    def step(self, batch: SparseBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Train on one labelled mini-batch; return (logits, per-row loss) as CPU tensors.
+    def step(self, batch: SparseBatch) -> tuple[Any, Any]:
+        """Train on one labelled mini-batch; return (logits, per-row loss): CPU tensors
+        for a torch model, float32 arrays for a numpy one.
 
         The gradient is the batch mean (``rescale_grad`` when set), as in the torch step.
         Rows with a repeated key are summed first (scipy's canonical form), as in a matrix.
@@ -602,11 +736,7 @@ class CpuKernelPath:
         n = batch.n_rows
         self._grow(n, batch.nnz)
         scale = self.rescale_grad if self.rescale_grad is not None else 1.0 / max(n, 1)
-        self.optimizer.begin_step()
-        lr = self.lr
-        if self.kind == 2:  # Adam's bias correction, as RowSparseOptimizer.update
-            t = self.optimizer.t
-            lr = lr * (math.sqrt(1.0 - BETA2**t) / (1.0 - BETA1**t))
+        lr = self._step_lr()
         choice = self.choice if batch.nnz >= PARALLEL_MIN_ENTRIES else None
         if choice is not None:
             parts = choice.pick()
@@ -618,7 +748,76 @@ class CpuKernelPath:
             self._run(batch.canonical(), parts, scale, lr)
         if choice is not None:
             choice.record(parts, time.perf_counter() - started, n)
-        return torch.from_numpy(self.y[:n].copy()), torch.from_numpy(self.loss[:n].copy())
+        y, loss = self.y[:n].copy(), self.loss[:n].copy()
+        if self._torch:
+            import torch
+
+            return torch.from_numpy(y), torch.from_numpy(loss)
+        return y, loss
+
+    def _step_lr(self) -> np.ndarray:
+        """Advance the step count; return this step's (bias, linear, factors) rates."""
+        self.optimizer.begin_step()
+        if self.kind != 2:
+            return self.lr
+        t = self.optimizer.t  # Adam's bias correction, as RowSparseOptimizer.update
+        return self.lr * (math.sqrt(1.0 - BETA2**t) / (1.0 - BETA1**t))
+
+    def batches_per_call(self, data: SparseBatch, batch_size: int) -> int:
+        """How many batches :meth:`step_batches` takes per call (0: step them one by one).
+
+        Batches that the thread choice would give one thread (fewer than
+        ``PARALLEL_MIN_ENTRIES`` entries), or all batches when one thread is fixed, go many
+        per call: about 2^20 entries each, a few milliseconds between returns to Python
+        (stop requests, Ctrl-C, progress). Larger batches keep one call each, where the
+        parallel step can win and the call costs little beside the step.
+        """
+        per_batch = batch_size * data.nnz / max(data.n_rows, 1)
+        if self.threads > 1 and (self.choice is None or per_batch >= PARALLEL_MIN_ENTRIES):
+            return 0
+        return int(max(1, (1 << 20) // max(per_batch, 1.0)))
+
+    def step_batches(self, data: SparseBatch, order: np.ndarray, batch_size: int,
+                     b_start: int, b_stop: int, y_out: np.ndarray, loss_out: np.ndarray
+                     ) -> tuple[int, int]:
+        """Step batches ``b_start`` to ``b_stop`` of an epoch over ``data`` in one call.
+
+        Batch b is rows ``order[b * batch_size:(b + 1) * batch_size]``; their logits and
+        losses go to ``y_out``/``loss_out`` at the same positions. ``data`` must be canonical
+        (:meth:`SparseBatch.canonical`). Returns ``(batches stepped, status)``: status 0,
+        or 1 when the last batch stepped had a non-finite loss (the caller stops there).
+        The parameters end bit for bit as after :meth:`step` on each gathered batch.
+        """
+        count = b_stop - b_start
+        self._grow(min(batch_size, data.n_rows), _max_entries(data, batch_size))
+        lrs = np.empty((count, 3), np.float64)
+        for i in range(count):
+            lrs[i] = self._step_lr()
+        a, st = self.arrays, self.state
+        cap = self._cap_rows
+        if getattr(self, "_batch_buffers", (np.empty(0),))[0].shape[0] < self._cap_nnz or \
+                self._batch_buffers[1].shape[0] < cap + 1:
+            self._batch_buffers = (np.empty(self._cap_nnz, np.int64),
+                                   np.empty(cap + 1, np.int64),
+                                   np.empty(self._cap_nnz, np.float32),
+                                   np.empty(cap, np.float32), np.empty(cap, np.float32))
+        status = np.zeros(1, np.int64)
+        epoch_fn = _EPOCHS[self.block.shape[0] > 0]
+        with _CompileNotice(epoch_fn, "the fused CPU training step"):
+            done = int(epoch_fn(
+                data.indices, data.offsets, data.values, data.labels,
+                _EMPTY if data.weights is None else data.weights, order, batch_size, b_start,
+                b_stop, lrs, -1.0 if self.rescale_grad is None else float(self.rescale_grad),
+                self.binary, a["w0"], a["w"], a["V"], self.model.use_bias, self.model.use_linear,
+                self.kind, self.wd, self.clip, self.eps,
+                st["bias"][0], st["bias"][1], st["linear"][0], st["linear"][1],
+                st["factors"][0], st["factors"][1],
+                self.slot, self.keys, self.gW, self.gV, self.S, self.dY, self.counts,
+                self.block, self.U, *self._batch_buffers, y_out, loss_out, status))
+        self.optimizer.t -= count - done  # steps not taken
+        if int(status[0]) == 2:
+            raise ValueError("step_batches needs canonical rows (SparseBatch.canonical()).")
+        return done, int(status[0])
 
     def _run(self, batch: SparseBatch, parts: int, scale: float, lr: np.ndarray) -> bool:
         """One kernel call on ``batch`` with ``parts`` threads; False if it found a row
@@ -634,10 +833,23 @@ class CpuKernelPath:
                 self.block, self.U, self.y, self.loss, parts)
         one, parallel = self._steps
         if parts == 1:
-            return bool(one(*args))
+            with _CompileNotice(one, "the fused CPU training step"):
+                return bool(one(*args))
         previous = get_num_threads()
         numba.set_num_threads(parts)
         try:
-            return bool(parallel(*args, *self._entries(batch.offsets, parts), self.flags))
+            with _CompileNotice(parallel, "the parallel CPU training step"):
+                return bool(parallel(*args, *self._entries(batch.offsets, parts), self.flags))
         finally:
             numba.set_num_threads(previous)
+
+
+def _max_entries(data: SparseBatch, batch_size: int) -> int:
+    """The most entries ``batch_size`` rows of ``data`` can hold (the sum of its
+    ``batch_size`` longest rows): room for any batch of an epoch over it."""
+    if data.row_length is not None:
+        return min(data.n_rows, batch_size) * data.row_length
+    lengths = np.diff(data.offsets)
+    if lengths.shape[0] <= batch_size:
+        return int(lengths.sum())
+    return int(np.partition(lengths, lengths.shape[0] - batch_size)[-batch_size:].sum())

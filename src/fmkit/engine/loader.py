@@ -7,14 +7,19 @@ when asked) or any object with ``iter_batches(batch_size)`` yielding SparseBatch
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
-from fmkit.model.fm import DeviceBatch
 from fmkit.sparse import SparseBatch, concat
+
+if TYPE_CHECKING:  # torch is imported by the functions that move batches to a device
+    import torch
+
+    from fmkit.model.fm import DeviceBatch
 
 
 class BatchSource(Protocol):
@@ -23,8 +28,39 @@ class BatchSource(Protocol):
     def iter_batches(self, batch_size: int) -> Iterator[SparseBatch]: ...
 
 
+# device nodes of an NVIDIA driver (Linux, WSL): without one CUDA cannot be available
+_CUDA_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/proc/driver/nvidia/version")
+
+
+def _cuda_possible() -> bool:
+    """Whether CUDA may be available, answered without importing torch where possible."""
+    if "torch" not in sys.modules:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            return False
+        if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in _CUDA_NODES):
+            return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def device_kind(name: str) -> str:
+    """The kind of device ``name`` ('auto' | 'cpu' | 'cuda') trains on: 'cpu' or 'cuda'.
+
+    'auto' is 'cuda' when a CUDA device is available; on a Linux machine without an NVIDIA
+    driver this is known without importing torch.
+    """
+    if name == "auto":
+        return "cuda" if _cuda_possible() else "cpu"
+    return name
+
+
 def resolve_device(name: str) -> torch.device:
     """Map 'auto' | 'cpu' | 'cuda' to a torch device; 'cuda' without CUDA is an error."""
+    import torch
+
     from fmkit.errors import ConfigError
 
     if name == "auto":
@@ -41,6 +77,9 @@ def to_device(batch: SparseBatch, device: torch.device) -> DeviceBatch:
     Duplicate keys within a row are summed first, so that x_i is the row's value of
     feature i, as in a matrix.
     """
+    import torch
+
+    from fmkit.model.fm import DeviceBatch
     batch = batch.canonical()
     rows = np.repeat(np.arange(batch.n_rows, dtype=np.int64), np.diff(batch.offsets))
     non_blocking = device.type == "cuda"

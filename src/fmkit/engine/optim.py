@@ -16,14 +16,13 @@ and plain ``sgd`` share the same row-sparse plumbing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from fmkit.config import FMConfig
+from fmkit.engine.params import BETA1, BETA2, GroupSettings
 
-BETA1 = 0.9
-BETA2 = 0.999
+__all__ = ["BETA1", "BETA2", "GroupSettings", "RowSparseOptimizer", "sum_by_key"]
 
 
 def sum_by_key(
@@ -62,12 +61,6 @@ def sum_by_key(
         out.index_add_(0, inverse, g)
         sums.append(out)
     return keys, sums
-
-
-@dataclass
-class GroupSettings:
-    lr: float
-    wd: float
 
 
 class RowSparseOptimizer:

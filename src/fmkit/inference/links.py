@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr
 
 LINKS = ("identity", "logit", "probit")
 
@@ -21,5 +20,7 @@ def apply_link(link: str, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]
     if link == "logit":
         return 0.5 * (1.0 + np.tanh(0.5 * y))  # overflow-free sigmoid
     if link == "probit":
+        from scipy.special import ndtr  # (0.15-0.2 s to import: only for probit models)
+
         return np.asarray(ndtr(y), np.float64)
     raise ValueError(f"unknown link {link!r}")

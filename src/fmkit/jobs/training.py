@@ -253,17 +253,20 @@ def _run_recorded(name: str, request: TrainingRequest, config: FMConfig, registr
     from fmkit.registry.jobs import attach
 
     started = time.time()
-    with capture(registry, name, on_log), attach(registry.jobs, name) as job:
-        outcome = train()
+    # the order is what a poller relies on: every log line and the registered model are
+    # in the registry before the job is seen to end
+    with attach(registry.jobs, name) as job:
+        with capture(registry, name, on_log):
+            outcome = train()
+            logger.info("training job %s: training %s in %.1f s", name,
+                        outcome.status.lower(), time.time() - started)
+        if request.model_layout == "fmkit":
+            registry.register_model(name, request.model_dir, job_name=name,
+                                    metrics=outcome.metrics,
+                                    predictor_type=config.predictor_type, replace=True)
         job.complete(metrics=outcome.metrics, artifact=request.model_dir,
                      status=outcome.status, best_epoch=outcome.best_epoch,
                      failure_reason=_stop_reason(outcome, registry, name))
-        logger.info("training job %s %s in %.1f s", name, job.finished.status.lower()
-                    if job.finished else "ended", time.time() - started)
-    if request.model_layout == "fmkit":
-        registry.register_model(name, request.model_dir, job_name=name,
-                                metrics=outcome.metrics, predictor_type=config.predictor_type,
-                                replace=True)
     return registry.jobs.get(name)
 
 
@@ -276,6 +279,15 @@ def _stop_reason(outcome: TrainOutcome, registry: Registry, name: str) -> str | 
     return outcome.stop_reason
 
 
+def replicated_train(request: TrainingRequest) -> bool:
+    """Whether the workers of a multi-process job each read the whole train channel: an
+    in-memory FullyReplicated channel (docs/distributed.md: then N workers take exactly
+    one process's steps)."""
+    spec = request.channel_specs()["train"]
+    return (not request.stream and spec.distribution == "FullyReplicated"
+            and spec.mode != "Pipe")
+
+
 def _read_channels(request: TrainingRequest, config: FMConfig, *, rank: int, world: int
                    ) -> tuple[Any, Any, Any]:
     specs = request.channel_specs()
@@ -285,8 +297,11 @@ def _read_channels(request: TrainingRequest, config: FMConfig, *, rank: int, wor
         spec = specs.get(name)
         if spec is None:
             return None
-        return open_channel(spec, name, stream=request.stream, feature_dim=fd, rank=rank,
-                            world_size=world)
+        # a replicated train channel: every worker holds all of it (SageMaker's
+        # FullyReplicated) and trains its part of each global batch
+        whole = name == "train" and world > 1 and replicated_train(request)
+        return open_channel(spec, name, stream=request.stream, feature_dim=fd,
+                            rank=0 if whole else rank, world_size=1 if whole else world)
 
     return one("train"), one("test"), one("validation")
 
@@ -329,9 +344,14 @@ def _train(name: str | None, request: TrainingRequest, config: FMConfig,
 
         callbacks.append(RegistryCallback(JobTracker(jobs, name)))
         jobs.set_secondary_status(name, "Training")
-    result = fit(config, train, test=test, validation=validation, vocabulary=vocab, init=init,
-                 max_run_seconds=request.max_run_seconds, progress=request.progress,
-                 groups=group_ids, strategy=strategy, callbacks=callbacks, host=request.host)
+    try:
+        result = fit(config, train, test=test, validation=validation, vocabulary=vocab,
+                     init=init, max_run_seconds=request.max_run_seconds,
+                     progress=request.progress, groups=group_ids, strategy=strategy,
+                     callbacks=callbacks, host=request.host)
+    finally:
+        for cb in callbacks:  # epochs the registry callback holds back (it writes in batches)
+            cb.flush()
     if main:
         if jobs is not None:
             jobs.set_secondary_status(name, "Uploading")
@@ -384,7 +404,7 @@ def _worker(name: str, request_data: dict[str, Any], home: str) -> dict[str, Any
 
     request = TrainingRequest.from_dict(request_data)
     config = validate(request)
-    strategy = DistributedStrategy()
+    strategy = DistributedStrategy(replicated=replicated_train(request))
     if not strategy.is_main:
         return dataclasses.asdict(_train(None, request, config, None, strategy=strategy))
     registry = Registry(home)
@@ -406,7 +426,7 @@ def _run_under_torchrun(request: TrainingRequest, config: FMConfig, registry: Re
     L.init_process_group(rdzv, backend=L.default_backend(config.device),
                          timeout_s=request.worker_timeout_s)
     try:
-        strategy = DistributedStrategy()
+        strategy = DistributedStrategy(replicated=replicated_train(request))
         if not strategy.is_main:
             _train(None, request, config, None, strategy=strategy)
             return None

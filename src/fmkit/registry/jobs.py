@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -246,11 +246,16 @@ class TrainingJobs:
 
     def log_epoch(self, name: str, epoch: int, logs: Mapping[str, Any]) -> None:
         """Record (or replace) the metrics of one epoch."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO epoch_metrics (job_name, epoch, metrics, time) "
-            "VALUES (?, ?, ?, ?)",
-            (name, int(epoch), dumps(dict(logs)), time.time()),
-        )
+        self.log_epochs(name, [(epoch, logs)])
+
+    def log_epochs(self, name: str, epochs: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Record (or replace) the metrics of several epochs in one transaction."""
+        now = time.time()
+        rows = [(name, int(e), dumps(dict(logs)), now) for e, logs in epochs]
+        if rows:
+            self.db.write(lambda c: c.executemany(
+                "INSERT OR REPLACE INTO epoch_metrics (job_name, epoch, metrics, time) "
+                "VALUES (?, ?, ?, ?)", rows))
 
     def epochs(self, name: str) -> builtins.list[dict[str, Any]]:
         """Return the per-epoch metric dicts in epoch order, each with its ``epoch``."""
@@ -346,6 +351,9 @@ class JobTracker:
     def log_epoch(self, epoch: int, logs: Mapping[str, Any]) -> None:
         self.jobs.log_epoch(self.name, epoch, logs)
 
+    def log_epochs(self, epochs: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        self.jobs.log_epochs(self.name, epochs)
+
     def stop_requested(self) -> bool:
         return self.jobs.stop_requested(self.name)
 
@@ -415,12 +423,27 @@ class RegistryCallback:
     ``fmkit jobs stop NAME`` has been run for the job.
     """
 
-    def __init__(self, job: JobTracker) -> None:
+    def __init__(self, job: JobTracker, *, every_s: float = 0.5) -> None:
         self.job = job
+        # epochs reach the registry in one transaction at least this often (one a sweep
+        # cost an MCMC job 0.5 s); the stop request is read every epoch
+        self.every_s = every_s
+        self._pending: list[tuple[int, dict[str, float]]] = []
+        self._last = float("-inf")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
-        self.job.log_epoch(epoch, logs)
-        return self.job.stop_requested()
+        self._pending.append((epoch, dict(logs)))
+        stop = self.job.stop_requested()
+        now = time.monotonic()
+        if stop or now - self._last >= self.every_s:
+            self._last = now
+            self.flush()
+        return stop
+
+    def flush(self) -> None:
+        """Write the epochs not yet recorded (the job calls it once training ends)."""
+        pending, self._pending = self._pending, []
+        self.job.log_epochs(pending)
 
 
 __all__ = ["JobTracker", "RegistryCallback", "TrainingJobs", "attach", "process_alive", "track"]
