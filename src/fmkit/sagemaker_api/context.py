@@ -4,9 +4,11 @@ own records, and the region of the request (from its credential scope)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fmkit.errors import FMError
 from fmkit.sagemaker_api.objects import ObjectStore
 from fmkit.sagemaker_api.protocol import DEFAULT_REGION, ApiError, arn, validation
 from fmkit.sagemaker_api.state import ApiState
@@ -30,6 +32,23 @@ class Context:
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.region, kind, name)
+
+    def create(self, kind: str, name: str, definition: dict[str, Any],
+               start: Callable[[], object]) -> None:
+        """Keep ``definition`` as resource ``kind``/``name`` and run ``start``.
+
+        If ``start`` fails the definition is forgotten, so that a retried request sees the
+        real error rather than "already exists"; an FMError becomes a ValidationException.
+        """
+        self.state.put(kind, name, definition)
+        try:
+            start()
+        except FMError as exc:
+            self.state.remove(kind, name)
+            raise validation(str(exc)) from None
+        except BaseException:
+            self.state.remove(kind, name)
+            raise
 
 
 def check_image(image: str | None, *, what: str = "TrainingImage") -> str:

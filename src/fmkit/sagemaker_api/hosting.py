@@ -82,17 +82,11 @@ def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     if not path.exists():
         raise validation(f"Could not find model data at {url}.")
     container["ModelDataUrl"] = url
-    ctx.state.put("model", name, {k: v for k, v in body.items() if k not in ("Tags",)}
-                  | {"PrimaryContainer": container, "_region": ctx.region})
+    ctx.create("model", name, {k: v for k, v in body.items() if k not in ("Tags",)}
+               | {"PrimaryContainer": container, "_region": ctx.region},
+               lambda: ctx.registry.models.register(name, str(path),
+                                                    training_job=_job_of(ctx, url)))
     ctx.state.add_tags(ctx.arn("model", name), body.get("Tags") or [])
-    try:
-        ctx.registry.models.register(name, str(path), training_job=_job_of(ctx, url))
-    except FMError as exc:
-        ctx.state.remove("model", name)
-        raise validation(str(exc)) from None
-    except BaseException:  # a retried request must see the real error, not "already exists"
-        ctx.state.remove("model", name)
-        raise
     return {"ModelArn": ctx.arn("model", name)}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmkit.errors import FMError, RegistryError
+from fmkit.errors import RegistryError
 from fmkit.sagemaker_api import locations
 from fmkit.sagemaker_api.context import Context, page, require
 from fmkit.sagemaker_api.hosting import model_artifact
@@ -72,17 +72,12 @@ def create_transform_job(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         max_payload_bytes=int(float(payload_mb) * 1024 * 1024) if payload_mb
         else transform.DEFAULT_MAX_PAYLOAD_BYTES,
         assemble_with=tout.get("AssembleWith") or "None", name=name, source="sagemaker-api")
-    ctx.state.put("transform-job", name, {k: v for k, v in body.items() if k != "Tags"}
-                  | {"_region": ctx.region})
-    try:
+    def start() -> None:
         output.mkdir(parents=True, exist_ok=True)
         transform.start(request, registry=ctx.registry)
-    except FMError as exc:
-        ctx.state.remove("transform-job", name)
-        raise validation(str(exc)) from None
-    except BaseException:  # a retried request must see the real error, not "already exists"
-        ctx.state.remove("transform-job", name)
-        raise
+
+    ctx.create("transform-job", name, {k: v for k, v in body.items() if k != "Tags"}
+               | {"_region": ctx.region}, start)
     ctx.state.add_tags(ctx.arn("transform-job", name), body.get("Tags") or [])
     return {"TransformJobArn": ctx.arn("transform-job", name)}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fmkit.errors import FMError, RegistryError
+from fmkit.errors import RegistryError
 from fmkit.sagemaker_api import locations
 from fmkit.sagemaker_api.context import Context, check_image, page, require
 from fmkit.sagemaker_api.protocol import ApiError, validation
@@ -79,17 +79,12 @@ def create_tuning_job(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         name=name, max_run_seconds=float(max_run) if max_run else None,
         keep_models="all", defaults="sagemaker", content_type=RECORDIO,
         trial_output_tarballs=str(output), source="sagemaker-api")
-    ctx.state.put("tuning-job", name, {k: v for k, v in body.items() if k != "Tags"}
-                  | {"_region": ctx.region})
-    try:
+    def start() -> None:
         output.mkdir(parents=True, exist_ok=True)
         tuning.start(request, registry=ctx.registry)
-    except FMError as exc:
-        ctx.state.remove("tuning-job", name)
-        raise validation(str(exc)) from None
-    except BaseException:  # a retried request must see the real error, not "already exists"
-        ctx.state.remove("tuning-job", name)
-        raise
+
+    ctx.create("tuning-job", name, {k: v for k, v in body.items() if k != "Tags"}
+               | {"_region": ctx.region}, start)
     ctx.state.add_tags(ctx.arn("hyper-parameter-tuning-job", name), body.get("Tags") or [])
     return {"HyperParameterTuningJobArn": ctx.arn("hyper-parameter-tuning-job", name)}
 

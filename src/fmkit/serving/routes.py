@@ -231,11 +231,10 @@ class FastPathMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             self.handler.state.requests_served += 1
-        if (scope["type"] == "http" and scope["path"] == "/invocations"
-                and scope["method"] == "POST"):
-            await self.handler(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            if scope["path"] == "/invocations":
+                await self.handler(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def ping(request: Request) -> Response:
@@ -397,9 +396,8 @@ async def recommend(request: Request) -> Response:
 
 
 async def similar(request: Request) -> Response:
-    from starlette.responses import Response
-
     import orjson
+    from starlette.responses import Response
 
     state = _state(request)
     doc = await _json_body(request)
