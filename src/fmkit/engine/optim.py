@@ -20,7 +20,13 @@ import math
 import torch
 
 from fmkit.config import FMConfig
-from fmkit.engine.params import BETA1, BETA2, GroupSettings
+from fmkit.engine.params import (
+    BETA1,
+    BETA2,
+    STATE_ARRAYS,
+    GroupSettings,
+    optimizer_settings,
+)
 
 __all__ = ["BETA1", "BETA2", "GroupSettings", "RowSparseOptimizer", "sum_by_key"]
 
@@ -76,22 +82,11 @@ class RowSparseOptimizer:
 
     def __init__(self, params: dict[str, torch.Tensor], config: FMConfig) -> None:
         self.params = params
-        self.kind = config.optimizer
-        self.eps = 1e-8 if config.eps is None else float(config.eps)
-        self.clip = None if config.clip_gradient is None else abs(float(config.clip_gradient))
-        self.groups = {
-            g: GroupSettings(float(getattr(config, f"{g}_lr")), float(getattr(config, f"{g}_wd")))
-            for g in params
-        }
+        self.kind, self.eps, self.clip, self.groups = optimizer_settings(config, params)
         self.t = 0
-        self.state: dict[str, tuple[torch.Tensor, ...]] = {}
-        for g, p in params.items():
-            if self.kind == "adam":
-                self.state[g] = (torch.zeros_like(p), torch.zeros_like(p))
-            elif self.kind == "adagrad":
-                self.state[g] = (torch.zeros_like(p),)
-            else:
-                self.state[g] = ()
+        self.state: dict[str, tuple[torch.Tensor, ...]] = {
+            g: tuple(torch.zeros_like(p) for _ in range(STATE_ARRAYS[self.kind]))
+            for g, p in params.items()}
 
     def begin_step(self) -> None:
         """Advance the step counter used for Adam's bias correction (once per batch)."""

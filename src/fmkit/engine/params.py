@@ -63,6 +63,21 @@ class NumpyFM:
         return int(self.V.shape[1])
 
 
+#: arrays of optimiser state per parameter: Adam's (m, v), Adagrad's (sum of squares,)
+STATE_ARRAYS = {"adam": 2, "adagrad": 1, "sgd": 0}
+
+
+def optimizer_settings(config: FMConfig, groups: Any
+                       ) -> tuple[str, float, float | None, dict[str, GroupSettings]]:
+    """Return ``(kind, eps, clip, {group: GroupSettings})`` of ``config`` for the parameter
+    groups ``groups``: what both optimisers (numpy and torch) are built from."""
+    eps = 1e-8 if config.eps is None else float(config.eps)
+    clip = None if config.clip_gradient is None else abs(float(config.clip_gradient))
+    settings = {g: GroupSettings(float(getattr(config, f"{g}_lr")),
+                                 float(getattr(config, f"{g}_wd"))) for g in groups}
+    return config.optimizer, eps, clip, settings
+
+
 class NumpyOptimizer:
     """The optimiser's settings and state for the fused CPU step (no update code here).
 
@@ -73,16 +88,9 @@ class NumpyOptimizer:
 
     def __init__(self, params: dict[str, np.ndarray], config: FMConfig) -> None:
         self.params = params
-        self.kind = config.optimizer
-        self.eps = 1e-8 if config.eps is None else float(config.eps)
-        self.clip = None if config.clip_gradient is None else abs(float(config.clip_gradient))
-        self.groups = {
-            g: GroupSettings(float(getattr(config, f"{g}_lr")), float(getattr(config, f"{g}_wd")))
-            for g in params
-        }
+        self.kind, self.eps, self.clip, self.groups = optimizer_settings(config, params)
         self.t = 0
-        n_state = {"adam": 2, "adagrad": 1}.get(self.kind, 0)
-        self.state = {g: tuple(np.zeros_like(p) for _ in range(n_state))
+        self.state = {g: tuple(np.zeros_like(p) for _ in range(STATE_ARRAYS[self.kind]))
                       for g, p in params.items()}
 
     def begin_step(self) -> None:
