@@ -208,3 +208,10 @@ def test_job_log_lines_reach_the_registry_within_half_a_second():
         # written by the timer, while the block still runs and no newer line came
         assert [e.message for e in reg.jobs.log_events("log-timer-1")[0]] == [
             "first line", "second line"]
+
+
+def test_cli_jobs_logs_of_an_unknown_job_is_a_one_line_error(capsys):
+    from helpers.cli import run_cli
+
+    code, out, err = run_cli(capsys, "jobs", "logs", "nosuchjob")
+    assert code == 2 and out == "" and "no training job named 'nosuchjob'" in err

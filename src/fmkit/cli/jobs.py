@@ -244,6 +244,7 @@ def register(app: typer.Typer) -> None:
         from fmkit.registry.records import FINAL_STATUSES
 
         reg = _registry()
+        training.describe(name, registry=reg)  # an unknown name is a one-line error
         token = 0
         while True:
             events, token = training.log_events(name, start=token, registry=reg)

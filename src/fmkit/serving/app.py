@@ -114,13 +114,13 @@ def config_from_args(args: Any) -> ServeConfig:
     ``max_users_per_request`` and ``max_k``; None keeps a default)."""
     if args.max_payload_mb is not None and args.max_payload_mb <= 0:
         raise ConfigError(f"--max-payload-mb must be > 0; got {args.max_payload_mb:g}.")
-    max_users = getattr(args, "max_users_per_request", None)
-    max_k = getattr(args, "max_k", None)
+    max_users = args.max_users_per_request
+    max_k = args.max_k
     if max_users is not None and max_users < 1:
         raise ConfigError(f"--max-users-per-request must be an int >= 1; got {max_users}.")
     if max_k is not None and max_k < 1:
         raise ConfigError(f"--max-k must be an int >= 1; got {max_k}.")
-    if getattr(args, "name", None) is not None:
+    if args.name is not None:
         from fmkit.registry.records import check_name
 
         check_name(args.name, what="endpoint")
@@ -129,9 +129,9 @@ def config_from_args(args: Any) -> ServeConfig:
         max_payload_bytes=(int(args.max_payload_mb * 1024 * 1024)
                            if args.max_payload_mb is not None
                            else routes.DEFAULT_MAX_PAYLOAD_BYTES),
-        batch_mode=bool(getattr(args, "batch", False)),
-        endpoint_name=getattr(args, "name", None),
-        vocabulary=getattr(args, "vocabulary", None),
+        batch_mode=bool(args.batch),
+        endpoint_name=args.name,
+        vocabulary=args.vocabulary,
         max_users_per_request=(routes.DEFAULT_MAX_USERS_PER_REQUEST if max_users is None
                                else max_users),
         max_k=max_k,

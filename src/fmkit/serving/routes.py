@@ -384,7 +384,9 @@ async def recommend(request: Request) -> Response:
     else:
         user = doc.get("user")
         if not isinstance(user, (str, int)) or isinstance(user, bool):
-            raise DataError('the body needs "user": "<raw user id>" (or "users": [...]).')
+            got = "" if user is None else f"; got {user!r} ({type(user).__name__})"
+            raise DataError('the body needs "user": "<raw user id>" (a string or an integer; '
+                            f'or "users": [...]){got}.')
 
         def one() -> dict[str, Any]:
             return rec.recommend(str(user), **options).to_dict()

@@ -203,7 +203,7 @@ class TuningRun:
                        metrics=dict(outcome.metrics), seconds=outcome.seconds,
                        failure_reason=reason,
                        model_dir=outcome.artifact if status != FAILED else None)
-        hook = getattr(self.tuner, "on_trial_end", None)
+        hook = self.tuner.on_trial_end
         if hook is not None and result.model_dir is not None:
             hook(result)  # e.g. SageMaker's model.tar.gz, written as each trial ends
         with self.lock:

@@ -58,7 +58,7 @@ def _buttons(ctx: Ctx, ep: Any) -> str:
 
 
 def _model_link(ctx: Ctx, ep: Any) -> str:
-    name = getattr(ep, "model_name", None)
+    name = ep.model_name
     if name:
         return link(f"/models/{u(name)}", name) + f' <span class="muted">{e(ep.model)}</span>'
     for m in ctx.registry.models.list():
@@ -104,7 +104,7 @@ def _summary(ctx: Ctx, ep: Any) -> str:
     log = (ep.config or {}).get("log")
     pairs = [
         ("Status", status(ep.status) + (f' <span class="reason">{e(ep.failure_reason)}</span>'
-                                        if getattr(ep, "failure_reason", None) else "")),
+                                        if ep.failure_reason else "")),
         ("URL", e(ep.url)), ("Model", _model_link(ctx, ep)),
         ("Requests served", e(served)),
         ("Workers", e((ep.config or {}).get("workers"))), ("Process", e(ep.pid)),

@@ -60,7 +60,7 @@ def headline(job: TrainingJob) -> tuple[str, float | None]:
 
 
 def _status_text(job: TrainingJob) -> str:
-    second = getattr(job, "secondary_status", None)
+    second = job.secondary_status
     if job.status in ("InProgress", "Stopping") and second and second != job.status:
         return f"{job.status} ({second})"
     return job.status
@@ -81,7 +81,7 @@ def job_rows(jobs: Sequence[TrainingJob]) -> list[list[str]]:
                  "" if value is None else value),
             cell(e(duration(j.seconds)), round(j.seconds, 3)),
             cell(e(when(j.start_time)), j.start_time),
-            cell(e(getattr(j, "source", None) or "-")),
+            cell(e(j.source or "-")),
         ])
     return rows
 
@@ -177,13 +177,13 @@ def _summary(ctx: Ctx, job: TrainingJob) -> str:
         ("Ended", e(when(job.end_time)) + (" UTC" if job.end_time else "")),
         ("Duration", e(duration(job.seconds))),
         ("Best epoch", e(num(job.best_epoch))),
-        ("Source", e(getattr(job, "source", None) or "-")),
+        ("Source", e(job.source or "-")),
     ]
     if job.tuning_job:
         pairs.insert(1, ("Tuning job", link(f"/tuning/{u(job.tuning_job)}", job.tuning_job)
                          + f" trial {e(job.trial_number)}, objective "
                          f"{e(num(job.objective_value))}"))
-    transitions = getattr(job, "transitions", None) or []
+    transitions = job.transitions or []
     if transitions:
         steps = " &rarr; ".join(e(t.get("Status")) for t in transitions)
         pairs.append(("Progress", steps))
@@ -198,7 +198,7 @@ def _summary(ctx: Ctx, job: TrainingJob) -> str:
 def _model_section(ctx: Ctx, job: TrainingJob) -> str:
     models = services.job_models(ctx.registry, job.name)
     pairs = [("Model folder", e(job.model_dir or "-")), ("Artifact", e(job.artifact or "-"))]
-    tarball = getattr(job, "output_tarball", None)
+    tarball = job.output_tarball
     if tarball:
         pairs.append(("model.tar.gz", e(tarball)))
     for m in models:
@@ -245,7 +245,7 @@ def job_page(ctx: Ctx) -> Reply:
 def job_api(ctx: Ctx) -> Reply:
     job = services.describe_job(ctx.registry, ctx.param("name"))
     return json_reply({"name": job.name, "status": job.status,
-                       "secondary_status": getattr(job, "secondary_status", None),
+                       "secondary_status": job.secondary_status,
                        "done": not services.is_running(job), "sections": sections(ctx, job),
                        "epochs": ctx.registry.jobs.epochs(job.name)})
 

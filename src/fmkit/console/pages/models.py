@@ -102,7 +102,7 @@ def _page(ctx: Ctx, model: Model, errors: dict[str, str] | None = None,
         export += (f'<div class="field-error" id="error-export" role="alert">'
                    f'{e(errors["export"])}</div>')
     serving = [ep for ep in services.list_endpoints(ctx.registry)
-               if ep.model == model.artifact or getattr(ep, "model_name", None) == model.name]
+               if ep.model == model.artifact or ep.model_name == model.name]
     eps = table(["endpoint", "status", "url"], [[
         cell(link(f"/endpoints/{u(ep.name)}", ep.name)), cell(status(ep.status)),
         cell(e(ep.url))] for ep in serving], empty="not deployed")

@@ -110,7 +110,7 @@ def clone_values(ctx: Ctx, name: str) -> dict[str, str]:
     """Form values that start a job like ``name`` (SageMaker Studio's "Clone"): its channels,
     content type, vocabulary and the hyperparameters it was given (not the defaults)."""
     job = ctx.registry.jobs.get(name)
-    request = getattr(job, "request", None) or {}
+    request = job.request or {}
     channels = request.get("channels") or job.channels or {}
     given = dict(request.get("hyperparameters") or {}) if request else dict(job.hyperparameters)
     values: dict[str, str] = {}
