@@ -36,6 +36,7 @@ from typing import Any
 
 from fmkit.errors import ConfigError, DataError, FMError
 from fmkit.io import paths as io_paths
+from fmkit.jobs.channels import DISTRIBUTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def read_input_config(paths: ContainerPaths) -> dict[str, Channel]:
             raise ConfigError(f"{paths.input_data_config}: channel {name!r} has "
                               f"TrainingInputMode {mode!r}; expected File, FastFile or Pipe.")
         dist = spec.get("S3DistributionType", "FullyReplicated")
-        if dist not in ("FullyReplicated", "ShardedByS3Key"):
+        if dist not in DISTRIBUTIONS:
             raise ConfigError(f"{paths.input_data_config}: channel {name!r} has "
                               f"S3DistributionType {dist!r}; expected FullyReplicated or "
                               "ShardedByS3Key.")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fmkit.errors import ConfigError, DataError
 from fmkit.jobs.channels import (
     CHANNELS,
+    DISTRIBUTIONS,
     ChannelSpec,
     find_vocabulary,
     normalize_channels,
@@ -160,7 +161,7 @@ def validate(request: TrainingRequest) -> FMConfig:
 
     config = make_config(request.hyperparameters, request.defaults,
                          required=request.required_hyperparameters)
-    if request.distribution not in ("FullyReplicated", "ShardedByS3Key"):
+    if request.distribution not in DISTRIBUTIONS:
         raise ConfigError(f"--distribution must be FullyReplicated or ShardedByS3Key; got "
                           f"{request.distribution!r}.")
     specs = request.channel_specs()
