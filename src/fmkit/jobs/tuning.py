@@ -116,8 +116,12 @@ def validate(request: TuningRequest) -> None:
     _tuner(request, registry=None)
 
 
-def run(request: TuningRequest, *, registry: Registry | None = None) -> TuningJob:
+def run(request: TuningRequest, *, registry: Registry | None = None,
+        recorded: bool = False) -> TuningJob:
     """Run a tuning job here; return its final :class:`~fmkit.registry.TuningJob`.
+
+    ``recorded``: the job's record was made by :func:`start` (the detached process fills
+    it in); otherwise the run creates it.
 
     Raises
     ------
@@ -126,6 +130,7 @@ def run(request: TuningRequest, *, registry: Registry | None = None) -> TuningJo
     """
     registry = open_registry(registry)
     tuner = _tuner(request, registry)
+    tuner.adopt_record = recorded  # start() made the record; this run fills it in
     specs = normalize_channels(request.channels, content_type=request.content_type)
     batches = {name: open_channel(spec, name) for name, spec in specs.items()
                if name in CHANNELS}
@@ -208,10 +213,10 @@ def run_recorded(name: str) -> int:
     from fmkit.registry import Registry
 
     registry = Registry()
-    registry.tuning.set_process(name, os.getpid())  # the record is this process's to fill in
+    registry.tuning.set_process(name, os.getpid())  # this process runs it now
     request = TuningRequest.from_dict(json.loads(_request_file(registry, name).read_text()))
     try:
-        record = run(request, registry=registry)
+        record = run(request, registry=registry, recorded=True)
     except (FMError, KeyboardInterrupt) as exc:
         logger.error("error: %s: %s", type(exc).__name__, exc)
         if registry.tuning.get(name).status in ("InProgress", "Stopping"):

@@ -187,6 +187,9 @@ class Tuner:
         #: called with each finished trial that kept a model (a Trial), before the next
         #: one is scheduled; fmkit.jobs.tuning writes SageMaker's model.tar.gz there
         self.on_trial_end: Any = None
+        #: the tuning job's record already exists (fmkit.jobs.tuning.start made it and a
+        #: detached process runs the job): fit fills it in instead of creating one
+        self.adopt_record = False
         self.validation_fraction = validation_fraction
 
     # ------------------------------------------------------------------ validation
@@ -309,8 +312,8 @@ class Tuner:
 
         plan = self._validated(train, test, validation)
         registry = self.registry if self.registry is not None else Registry()
-        adopt = (self.name is not None and registry.tuning.exists(self.name)
-                 and registry.tuning.get(self.name).pid == os.getpid())
+        adopt = self.adopt_record and self.name is not None \
+            and registry.tuning.exists(self.name)
         if self.name is not None and registry.tuning.exists(self.name) and not adopt:
             raise ConfigError(f"a tuning job named {self.name!r} already exists; choose another "
                               "name.")
@@ -332,7 +335,7 @@ class Tuner:
             first = default_point(plan["ranges"], plan["base_config"])
             if first:
                 study.enqueue_trial(first)
-        if adopt:  # recorded by fmkit.jobs.tuning.start for this process: fill it in
+        if adopt:  # recorded by fmkit.jobs.tuning.start: fill it in
             registry.tuning.set_channels(self.name, recorded)
             record = registry.tuning.get(self.name)
         else:
