@@ -215,3 +215,16 @@ def test_cli_jobs_logs_of_an_unknown_job_is_a_one_line_error(capsys):
 
     code, out, err = run_cli(capsys, "jobs", "logs", "nosuchjob")
     assert code == 2 and out == "" and "no training job named 'nosuchjob'" in err
+
+
+def test_a_watcher_never_overwrites_the_end_a_job_recorded(channels, tmp_path):
+    # describe() finds a job's process gone; if the job recorded Completed just before it
+    # exited, that end stands (it was once overwritten with "Failed: process ended")
+    reg = Registry()
+    job = reg.jobs.create("race-1")
+    reg.jobs.finish("race-1", status="Completed", metrics={"test:rmse": 1.0})
+    after = reg.jobs.finish("race-1", status="Failed", failure_reason="process gone",
+                            unless_ended=True)
+    assert after.status == "Completed" and after.failure_reason is None
+    assert after.final_metrics == {"test:rmse": 1.0}
+    assert job.status == "InProgress"

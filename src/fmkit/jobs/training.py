@@ -490,11 +490,12 @@ def describe(name: str, *, registry: Registry | None = None) -> TrainingJob:
     registry = open_registry(registry)
     job = registry.jobs.get(name)
     if job.status not in FINAL_STATUSES and job.pid and process_alive(job.pid, job.host) is False:
+        # the job may have recorded its end just before its process exited: keep that
         if job.stop_requested:
             return registry.jobs.finish(name, status="Stopped", metrics=job.final_metrics,
-                                        failure_reason="stopped by user")
+                                        failure_reason="stopped by user", unless_ended=True)
         return registry.jobs.finish(
-            name, status="Failed", metrics=job.final_metrics,
+            name, status="Failed", metrics=job.final_metrics, unless_ended=True,
             failure_reason=f"AlgorithmError: the job's process {job.pid} ended without "
                            "recording a result (killed or out of memory).")
     return job

@@ -152,8 +152,9 @@ def describe(name: str, *, registry: Registry | None = None) -> TransformJob:
     registry = open_registry(registry)
     job = registry.transforms.get(name)
     if job.status == "InProgress" and job.pid and process_alive(job.pid, job.host) is False:
-        return registry.transforms.finish(name, status="Failed", failure_reason="AlgorithmError:"
-                                          " the job's process ended without a result.")
+        return registry.transforms.finish(name, status="Failed", unless_ended=True,
+                                          failure_reason="AlgorithmError: the job's process "
+                                          "ended without a result.")
     return job
 
 

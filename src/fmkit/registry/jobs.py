@@ -274,17 +274,26 @@ class TrainingJobs:
         failure_reason: str | None = None,
         best_epoch: int | None = None,
         objective_value: float | None = None,
+        unless_ended: bool = False,
     ) -> TrainingJob:
-        """Set a final status (Completed, Failed or Stopped), metrics and artifact."""
+        """Set a final status (Completed, Failed or Stopped), metrics and artifact.
+
+        With ``unless_ended`` a job that has meanwhile recorded its own end keeps it (a
+        watcher that found the job's process gone must not overwrite what the job wrote
+        just before it exited).
+        """
         if status not in FINAL_STATUSES:
             raise ConfigError(f"status must be one of {FINAL_STATUSES}; got {status!r}.")
+        where = "name=?" + (" AND status NOT IN (?, ?, ?)" if unless_ended else "")
         changed = self.db.execute(
             "UPDATE training_jobs SET status=?, final_metrics=?, artifact=COALESCE(?, artifact),"
-            " failure_reason=?, best_epoch=?, objective_value=?, end_time=? WHERE name=?",
+            f" failure_reason=?, best_epoch=?, objective_value=?, end_time=? WHERE {where}",
             (status, dumps(dict(metrics or {})), artifact, failure_reason, best_epoch,
-             objective_value, time.time(), name),
+             objective_value, time.time(), name, *(FINAL_STATUSES if unless_ended else ())),
         )
         if not changed:
+            if unless_ended and self.exists(name):
+                return self.get(name)
             raise RegistryError(f"no training job named {name!r}.")
         self.set_secondary_status(name, status, failure_reason)
         return self.get(name)
@@ -306,6 +315,7 @@ class TrainingJobs:
             return self.finish(
                 name, status=STOPPED, metrics=job.final_metrics,
                 failure_reason=f"stopped by user; its process {job.pid} was no longer running",
+                unless_ended=True,
             )
         self.db.execute(
             "UPDATE training_jobs SET stop_requested=1, status=? WHERE name=? AND status IN (?, ?)",

@@ -70,11 +70,15 @@ class TransformJobs:
                         (pid, socket.gethostname(), name))
 
     def finish(self, name: str, *, status: str, summary: Mapping[str, Any] | None = None,
-               failure_reason: str | None = None) -> TransformJob:
-        """Set the final status (Completed, Failed or Stopped) and the summary."""
+               failure_reason: str | None = None, unless_ended: bool = False
+               ) -> TransformJob:
+        """Set the final status (Completed, Failed or Stopped) and the summary; with
+        ``unless_ended`` a job that has meanwhile recorded its own end keeps it."""
         if status not in FINAL_STATUSES:
             raise ConfigError(f"status must be one of {FINAL_STATUSES}; got {status!r}.")
+        where = "name=?" + (" AND status NOT IN (?, ?, ?)" if unless_ended else "")
         self.db.execute("UPDATE transform_jobs SET status=?, summary=?, failure_reason=?, "
-                        "end_time=? WHERE name=?",
-                        (status, dumps(dict(summary or {})), failure_reason, time.time(), name))
+                        f"end_time=? WHERE {where}",
+                        (status, dumps(dict(summary or {})), failure_reason, time.time(), name,
+                         *(FINAL_STATUSES if unless_ended else ())))
         return self.get(name)

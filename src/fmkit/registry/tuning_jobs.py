@@ -126,6 +126,8 @@ class TuningJobs:
         if job.status in FINAL_STATUSES:
             return job
         if process_alive(job.pid, job.host) is False:
+            if self.get(name).status in FINAL_STATUSES:  # it ended just before its process
+                return self.get(name)
             return self.finish(name, status=STOPPED, failure_reason="stopped by user; its "
                                f"process {job.pid} was no longer running")
         self.db.execute(
