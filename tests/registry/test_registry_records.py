@@ -247,3 +247,18 @@ def test_empty_json_columns_read_as_empty_containers(tmp_path: Path) -> None:
     job = reg.jobs.get("j1")
     assert job.tags == {} and job.transitions == [] and job.hyperparameters == {}
     assert job.request is None and job.stop_requested is True
+
+
+def test_kept_reader_sees_other_writers_and_recovers_from_a_broken_connection(
+        tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    reg.jobs.create("kept")
+    reader = reg.jobs.db.reader()
+    assert reg.jobs.stop_requested("kept", reader=reader) is False
+    Registry(tmp_path).jobs.request_stop("kept")  # another connection writes
+    assert reg.jobs.stop_requested("kept", reader=reader) is True
+    assert reader._conn is not None
+    reader._conn.close()  # a dead kept connection: the read falls back to a fresh one
+    assert reg.jobs.stop_requested("kept", reader=reader) is True
+    reader.close()
+    assert reader._conn is None

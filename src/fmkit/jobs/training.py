@@ -352,7 +352,7 @@ def _train(name: str | None, request: TrainingRequest, config: FMConfig,
                      callbacks=callbacks, host=request.host)
     finally:
         for cb in callbacks:  # epochs the registry callback holds back (it writes in batches)
-            cb.flush()
+            cb.close()
     if main:
         if jobs is not None:
             jobs.set_secondary_status(name, "Uploading")

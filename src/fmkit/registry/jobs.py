@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from fmkit.errors import ConfigError, RegistryError
-from fmkit.registry.db import Database, dumps, loads
+from fmkit.registry.db import Database, KeptReader, dumps, loads
 from fmkit.registry.records import (
     COMPLETED,
     FAILED,
@@ -323,8 +323,11 @@ class TrainingJobs:
         )
         return self.get(name)
 
-    def stop_requested(self, name: str) -> bool:
-        rows = self.db.query("SELECT stop_requested FROM training_jobs WHERE name=?", (name,))
+    def stop_requested(self, name: str, *, reader: KeptReader | None = None) -> bool:
+        """Whether ``fmkit jobs stop`` was asked for the job (``reader``: a kept connection,
+        for a job that asks every epoch)."""
+        rows = (reader or self.db).query(
+            "SELECT stop_requested FROM training_jobs WHERE name=?", (name,))
         return bool(rows and rows[0]["stop_requested"])
 
     def delete(self, name: str) -> None:
@@ -352,6 +355,7 @@ class JobTracker:
         self.jobs = jobs
         self.name = name
         self.finished: TrainingJob | None = None
+        self._reader: KeptReader | None = None
 
     @property
     def record(self) -> TrainingJob:
@@ -365,7 +369,15 @@ class JobTracker:
         self.jobs.log_epochs(self.name, epochs)
 
     def stop_requested(self) -> bool:
-        return self.jobs.stop_requested(self.name)
+        if self._reader is None:
+            self._reader = self.jobs.db.reader()
+        return self.jobs.stop_requested(self.name, reader=self._reader)
+
+    def release(self) -> None:
+        """Close the kept connection :meth:`stop_requested` reads on (reopened if asked)."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def complete(
         self,
@@ -382,6 +394,7 @@ class JobTracker:
             status = STOPPED
         if status == STOPPED and failure_reason is None and self.stop_requested():
             failure_reason = "stopped by user"
+        self.release()
         self.finished = self.jobs.finish(
             self.name, status=status, metrics=metrics, artifact=artifact,
             failure_reason=failure_reason, best_epoch=best_epoch,
@@ -454,6 +467,11 @@ class RegistryCallback:
         """Write the epochs not yet recorded (the job calls it once training ends)."""
         pending, self._pending = self._pending, []
         self.job.log_epochs(pending)
+
+    def close(self) -> None:
+        """Write the epochs held back and release the job's kept connection."""
+        self.flush()
+        self.job.release()
 
 
 __all__ = ["JobTracker", "RegistryCallback", "TrainingJobs", "attach", "process_alive", "track"]
