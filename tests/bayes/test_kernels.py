@@ -137,3 +137,38 @@ def test_predict_rows_matches_reference(rng):
                            np.ascontiguousarray(V.T), Q)
         np.testing.assert_allclose(out, ref, rtol=1e-10)
         np.testing.assert_allclose(Q.T, X @ V, rtol=1e-12)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+@pytest.mark.parametrize("likelihood", ["gaussian", "probit"])
+def test_unit_values_and_parallel_blocks_give_the_same_chain_bit_for_bit(likelihood):
+    """One-hot rows (values 1.0) take loops that skip the values, and independent blocks
+    run on several threads: 20 sweeps equal, bit for bit, those of the plain sequential
+    loops that read every value, and the numpy backend to rounding."""
+    rng = np.random.default_rng(5)
+    n, users, items = 3000, 200, 300
+    keys = np.stack([rng.integers(0, users, n), users + rng.integers(0, items, n)], 1)
+    X = sp.csr_matrix((np.ones(2 * n), keys.reshape(-1), np.arange(0, 2 * n + 1, 2)),
+                      shape=(n, users + items))
+    y = (rng.random(n) < 0.6).astype(float) if likelihood == "probit" else \
+        rng.normal(3.5, 1.0, n)
+    groups = np.repeat([0, 1], [users, items])
+
+    def chain(backend, *, unit, sequential):
+        s = CoordinateSampler(X, y, groups, 4, np.random.default_rng(1), backend=backend,
+                              likelihood=likelihood)
+        assert s.unit  # every value is 1.0
+        s.unit = unit
+        if sequential:
+            s.blocks = [Block(b.start, b.stop, False) for b in s.blocks]
+        for _ in range(20):
+            s.sweep()
+        return np.concatenate([[s.w0], s.w, s.Vt.ravel()])
+
+    fast = chain("numba", unit=True, sequential=False)
+    assert [(b.start, b.stop, b.independent) for b in plan_blocks(X.tocsc())] == \
+        [(0, users, True), (users, users + items, True)]
+    np.testing.assert_array_equal(fast, chain("numba", unit=False, sequential=True))
+    np.testing.assert_array_equal(fast, chain("numba", unit=False, sequential=False))
+    np.testing.assert_allclose(fast, chain("numpy", unit=False, sequential=False),
+                               rtol=1e-6, atol=1e-8)

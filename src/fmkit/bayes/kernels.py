@@ -63,35 +63,33 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _linear_one(l, start, indptr, rows, vals, r, weighted, e, theta, group, lam,
-                    mu, alpha,
-                    noise, scale):  # pragma: no cover - compiled
+                    mu, alpha, noise, scale):  # pragma: no cover - compiled
         g = group[l]
         old = theta[l]
         prec = lam[g]
         num = lam[g] * mu[g]
         for p in range(indptr[l], indptr[l + 1]):
             i = rows[p]
-            h = vals[p]
+            h = 1.0 if vals is None else vals[p]
             a = alpha * r[i] if weighted else alpha
             prec += a * h * h
             num += a * h * (e[i] + old * h)
         new = num / prec + scale * noise[l - start] / math.sqrt(prec)
         d = new - old
         for p in range(indptr[l], indptr[l + 1]):
-            e[rows[p]] -= d * vals[p]
+            e[rows[p]] -= d * (1.0 if vals is None else vals[p])
         theta[l] = new
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _factor_one(l, start, indptr, rows, vals, r, weighted, e, q, theta, group, lam,
-                    mu, alpha,
-                    noise, scale):  # pragma: no cover - compiled
+    def _factor_one(l, start, indptr, rows, vals, r, weighted, e, q, theta, group,
+                    lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
         g = group[l]
         old = theta[l]
         prec = lam[g]
         num = lam[g] * mu[g]
         for p in range(indptr[l], indptr[l + 1]):
             i = rows[p]
-            x = vals[p]
+            x = 1.0 if vals is None else vals[p]
             h = x * (q[i] - old * x)
             a = alpha * r[i] if weighted else alpha
             prec += a * h * h
@@ -100,29 +98,39 @@ if HAVE_NUMBA:
         d = new - old
         for p in range(indptr[l], indptr[l + 1]):
             i = rows[p]
-            x = vals[p]
+            x = 1.0 if vals is None else vals[p]
             h = x * (q[i] - old * x)
             e[i] -= d * h
             q[i] += d * x
         theta[l] = new
 
     @numba.njit(cache=True, nogil=True)
-    def _linear_seq(start, stop, indptr, rows, vals, r, weighted, e, theta, group, lam,
-                    mu, alpha,
-                    noise, scale):  # pragma: no cover - compiled
+    def _linear_seq(start, stop, indptr, rows, vals, r, weighted, e, theta, group,
+                    lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
         for l in range(start, stop):
             _linear_one(l, start, indptr, rows, vals, r, weighted, e, theta, group,
-                        lam, mu, alpha,
-                        noise, scale)
+                        lam, mu, alpha, noise, scale)
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def _linear_par(start, stop, indptr, rows, vals, r, weighted, e, theta, group,
+                    lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
+        for l in numba.prange(start, stop):
+            _linear_one(l, start, indptr, rows, vals, r, weighted, e, theta, group,
+                        lam, mu, alpha, noise, scale)
 
     @numba.njit(cache=True, nogil=True)
     def _factor_seq(start, stop, indptr, rows, vals, r, weighted, e, q, theta, group,
-                    lam, mu, alpha,
-                    noise, scale):  # pragma: no cover - compiled
+                    lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
         for l in range(start, stop):
             _factor_one(l, start, indptr, rows, vals, r, weighted, e, q, theta, group,
-                        lam, mu, alpha,
-                        noise, scale)
+                        lam, mu, alpha, noise, scale)
+
+    @numba.njit(cache=True, nogil=True, parallel=True)
+    def _factor_par(start, stop, indptr, rows, vals, r, weighted, e, q, theta, group,
+                    lam, mu, alpha, noise, scale):  # pragma: no cover - compiled
+        for l in numba.prange(start, stop):
+            _factor_one(l, start, indptr, rows, vals, r, weighted, e, q, theta, group,
+                        lam, mu, alpha, noise, scale)
 
     @numba.njit(cache=True, nogil=True)
     def block_starts(indptr, rows, n_rows, n_keys, cap):  # pragma: no cover - compiled
@@ -211,25 +219,33 @@ def _numpy_block(start: int, stop: int, indptr: Any, rows: Any, vals: Any, r: An
 
 def update_block(backend: str, start: int, stop: int, independent: bool, indptr: Any,
                  rows: Any, vals: Any, r: Any, e: Any, q: Any, theta: Any, group: Any,
-                 lam: Any, mu: Any, alpha: float, noise: Any, scale: float) -> None:
+                 lam: Any, mu: Any, alpha: float, noise: Any, scale: float, *,
+                 unit: bool = False) -> None:
     """Update ``theta[start:stop]`` (``w`` when ``q`` is None, else a factor column).
 
     ``r`` holds the row weights, None for all ones. ``e`` (and ``q``) are corrected in
     place. ``independent`` must be True only when no two keys of the block share a row;
-    the numpy backend then updates the keys at once.
+    the numpy backend then updates the keys at once, the numba one spreads them over its
+    threads. ``unit=True`` says every value in ``vals`` is 1.0 (one-hot data): the numba
+    loops then skip reading them (x * 1.0 is x, so the results are the same bit for bit).
     """
     if backend == "numba":
         weighted = r is not None
         w = r if weighted else _NO_WEIGHTS
-        # independent or not, key by key over the CSC columns: a vectorised (row-order,
-        # bincount-like) compiled kernel measured no faster on MovieLens, whose rows are
-        # sorted by user, and a prange version slower on 2 shared cores
+        x = None if unit else vals  # None: numba compiles the loops without the values
+        # key by key over the CSC columns. An independent block's keys share no row, so
+        # they run in parallel with the same result bit for bit (each key's sums in the
+        # same order). Measured on MovieLens 100K ua, rank 8, 200 sweeps, 2 cores (best of
+        # 10): 0.79 s unit-valued on 2 threads, 0.94 s reading the values, 1.21 s on one
+        # thread; a vectorised (row-order, bincount-like) kernel measured no faster
         if q is None:
-            _linear_seq(start, stop, indptr, rows, vals, w, weighted, e, theta, group, lam,
-                        mu, alpha, noise, scale)
+            kernel = _linear_par if independent else _linear_seq
+            kernel(start, stop, indptr, rows, x, w, weighted, e, theta, group, lam, mu, alpha,
+                   noise, scale)
         else:
-            _factor_seq(start, stop, indptr, rows, vals, w, weighted, e, q, theta, group,
-                        lam, mu, alpha, noise, scale)
+            kernel = _factor_par if independent else _factor_seq
+            kernel(start, stop, indptr, rows, x, w, weighted, e, q, theta, group, lam, mu,
+                   alpha, noise, scale)
         return
     if independent:
         _numpy_block(start, stop, indptr, rows, vals, r, e, q, theta, group, lam, mu,

@@ -201,6 +201,7 @@ class CoordinateSampler(ChainState):
         self.indptr = csc.indptr.astype(np.uint64)
         self.rows = csc.indices.astype(np.uint32 if csr.shape[0] < 2**32 else np.uint64)
         self.vals = csc.data.astype(np.float64)
+        self.unit = bool(np.all(self.vals == 1.0))  # one-hot: kernels skip the values
         self.backend = backend or default_backend()
         self.blocks = list(blocks) if blocks is not None else plan_blocks(csc)
         if relations:
@@ -229,7 +230,8 @@ class CoordinateSampler(ChainState):
         for b in self.blocks:
             update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                          self.rows, self.vals, self._kernel_r, e, None, self.w, self.groups,
-                         self.lam_w, self.mu_w, alpha, self._noise(b.stop - b.start), scale)
+                         self.lam_w, self.mu_w, alpha, self._noise(b.stop - b.start), scale,
+                         unit=self.unit)
         for u in self.relations:
             u.linear(e, self.w, self.groups, self.lam_w, self.mu_w, alpha,
                      self._noise(u.stop - u.start), scale)
@@ -242,7 +244,7 @@ class CoordinateSampler(ChainState):
             for b in self.blocks:
                 update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                              self.rows, self.vals, self._kernel_r, e, q, v, self.groups, lam,
-                             mu, alpha, self._noise(b.stop - b.start), scale)
+                             mu, alpha, self._noise(b.stop - b.start), scale, unit=self.unit)
             for u in self.relations:
                 u.factor(e, q, v, self.groups, lam, mu, alpha, self._noise(u.stop - u.start),
                          scale)
