@@ -154,6 +154,13 @@ def main() -> None:
     if args.src:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(args.src).resolve()),
                                                           env.get("PYTHONPATH")]))
+    # fmkit's modules byte-compiled, as pip leaves an installed package (and an editable
+    # one after its first run) and as the peers' are: where PYTHONDONTWRITEBYTECODE is set
+    # (this machine sets it) Python would otherwise compile every module on every run
+    pkg = subprocess.run([PY, "-c", "import fmkit, os; print(os.path.dirname(fmkit.__file__))"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([PY, "-m", "compileall", "-q", pkg], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     load_start = os.getloadavg()
     # untimed setup: the prepared channels (recordIO for fmkit, libsvm for xLearn), one
     # model for evaluate/recommend, and numba's cached builds warmed by one run each

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from fmkit.bayes.groups import Block, plan_blocks
-from fmkit.bayes.kernels import default_backend, predict_rows, update_block
+from fmkit.bayes.kernels import default_backend, predict_rows, start_threads, update_block
 from fmkit.bayes.likelihood import sample_latent
 from fmkit.bayes.priors import Hyperpriors, membership, sample_alpha, sample_group_priors
 from fmkit.bayes.relations import Relation, RelationUpdater, without_ranges
@@ -203,6 +203,8 @@ class CoordinateSampler(ChainState):
         self.vals = csc.data.astype(np.float64)
         self.unit = bool(np.all(self.vals == 1.0))  # one-hot: kernels skip the values
         self.backend = backend or default_backend()
+        if self.backend == "numba":
+            start_threads()
         self.blocks = list(blocks) if blocks is not None else plan_blocks(csc)
         if relations:
             self.blocks = without_ranges(self.blocks, [(u.start, u.stop) for u in relations])

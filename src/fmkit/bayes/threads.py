@@ -1,0 +1,60 @@
+"""Element-wise numpy work split over threads: the same numbers, sooner on several cores.
+
+numpy's and scipy's ufuncs release the GIL, so the parts of one long element-wise
+computation (the probit sampler's ``ndtr``/``ndtri`` over every training row, 45% of a
+binary MCMC sweep on MovieLens 100K) run at once on a small, lazily started pool. Every
+element is computed as on one thread, so results do not depend on the number of parts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+# below this many elements a part costs more to hand over than it saves
+MIN_PART = 20_000
+_MAX_THREADS = 4
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def n_threads() -> int:
+    """Threads to use: ``FMKIT_NUM_THREADS`` if set, else the usable cores (at most 4)."""
+    env = os.environ.get("FMKIT_NUM_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(_MAX_THREADS, cores))
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fmkit")
+        return _pool
+
+
+def in_parts(n: int, work: Callable[[int, int], None]) -> None:
+    """Call ``work(a, b)`` on consecutive ranges covering ``0..n``, in parallel.
+
+    ``work`` must write only its own range. The calling thread takes the first range;
+    exceptions from any part are raised here.
+    """
+    parts = min(n_threads(), max(1, n // MIN_PART))
+    if parts == 1:
+        work(0, n)
+        return
+    bounds = [n * k // parts for k in range(parts + 1)]
+    pool = _executor(parts - 1)
+    futures = [pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    try:
+        work(bounds[0], bounds[1])
+    finally:
+        for f in futures:
+            f.result()
