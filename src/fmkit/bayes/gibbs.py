@@ -23,7 +23,7 @@ from fmkit.bayes.priors import Hyperpriors
 from fmkit.bayes.relations import find_relations
 from fmkit.bayes.sampler import CoordinateSampler
 from fmkit.bayes.settings import init_sigma
-from fmkit.bayes.threads import in_parts
+from fmkit.threads import in_parts
 from fmkit.bayes.torch_sampler import TorchSampler
 from fmkit.bayes.user_item import UserItemSampler
 from fmkit.config import FMConfig

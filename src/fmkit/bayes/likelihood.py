@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from fmkit.bayes.threads import in_parts
+from fmkit.threads import in_parts
 
 Float64 = npt.NDArray[np.float64]
 
@@ -27,7 +27,7 @@ def sample_latent(rng: np.random.Generator, y: Float64, positive: npt.NDArray[np
     Uses the inverse CDF of the tail that holds the allowed side, so it stays accurate
     when the allowed side is far in the tail (``|y|`` up to 37). The uniforms come from
     ``rng`` in one draw; the element-wise rest runs in parts on threads
-    (:func:`fmkit.bayes.threads.in_parts`), the same numbers whatever the parts.
+    (:func:`fmkit.threads.in_parts`), the same numbers whatever the parts.
 
     Parameters
     ----------

@@ -226,30 +226,44 @@ class CoordinateSampler(ChainState):
         scale = 1.0 if gibbs else 0.0
         self._begin_sweep()
         e, alpha = self.e, self.alpha
+        # one pass's noise (its blocks, then its relations) in one draw per pass, and the
+        # K factor passes' in one: the same stream as a draw per block, fewer calls
+        parts = self._noise_parts()
         if gibbs:
             self.lam_w, self.mu_w = sample_group_priors(
                 self.rng, self.w, self.member, self.counts, self.mu_w, self.prior)
-        for b in self.blocks:
+        noise = self._noise(parts[-1])
+        for b, a in zip(self.blocks, parts, strict=False):
             update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                          self.rows, self.vals, self._kernel_r, e, None, self.w, self.groups,
-                         self.lam_w, self.mu_w, alpha, self._noise(b.stop - b.start), scale,
+                         self.lam_w, self.mu_w, alpha, noise[a:a + b.stop - b.start], scale,
                          unit=self.unit)
-        for u in self.relations:
+        for u, a in zip(self.relations, parts[len(self.blocks):], strict=False):
             u.linear(e, self.w, self.groups, self.lam_w, self.mu_w, alpha,
-                     self._noise(u.stop - u.start), scale)
+                     noise[a:a + u.stop - u.start], scale)
         if gibbs:
             self.lam_v, self.mu_v = sample_group_priors(
                 self.rng, self.Vt, self.member, self.counts, self.mu_v, self.prior)
+        noise_v = self._noise(self.num_factors, parts[-1])
         for f in range(self.num_factors):
             q, v = self.Q[f], self.Vt[f]
-            lam, mu = self.lam_v[f], self.mu_v[f]
-            for b in self.blocks:
+            lam, mu, z = self.lam_v[f], self.mu_v[f], noise_v[f]
+            for b, a in zip(self.blocks, parts, strict=False):
                 update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                              self.rows, self.vals, self._kernel_r, e, q, v, self.groups, lam,
-                             mu, alpha, self._noise(b.stop - b.start), scale, unit=self.unit)
-            for u in self.relations:
-                u.factor(e, q, v, self.groups, lam, mu, alpha, self._noise(u.stop - u.start),
+                             mu, alpha, z[a:a + b.stop - b.start], scale, unit=self.unit)
+            for u, a in zip(self.relations, parts[len(self.blocks):], strict=False):
+                u.factor(e, q, v, self.groups, lam, mu, alpha, z[a:a + u.stop - u.start],
                          scale)
+
+    def _noise_parts(self) -> list[int]:
+        """Where each block's, then each relation's, noise starts in a pass's draw; the
+        pass's size last."""
+        out = [0]
+        for a, b in [(b.start, b.stop) for b in self.blocks] + [(u.start, u.stop)
+                                                               for u in self.relations]:
+            out.append(out[-1] + b - a)
+        return out
 
     def parameters(self) -> tuple[float, Float64, Float64]:
         """Return ``(w0, w (F,), V (F, K))`` as float64 copies."""

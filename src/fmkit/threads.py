@@ -1,9 +1,11 @@
-"""Element-wise numpy work split over threads: the same numbers, sooner on several cores.
+"""numpy work split over threads: the same numbers, sooner on several cores.
 
-numpy's and scipy's ufuncs release the GIL, so the parts of one long element-wise
-computation (the probit sampler's ``ndtr``/``ndtri`` over every training row, 45% of a
-binary MCMC sweep on MovieLens 100K) run at once on a small, lazily started pool. Every
-element is computed as on one thread, so results do not depend on the number of parts.
+numpy's and scipy's ufuncs, sorts and searches release the GIL, so independent pieces of
+one computation run at once on a small, lazily started pool: the parts of a long
+element-wise computation (:func:`in_parts`: the probit sampler's ``ndtr``/``ndtri`` over
+every training row, 45% of a binary MCMC sweep on MovieLens 100K) or a few separate calls
+(:func:`concurrently`: the two sorts of a training epoch's AUC). Every piece computes what
+it would on one thread, so results do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # below this many elements a part costs more to hand over than it saves
 MIN_PART = 20_000
@@ -58,3 +63,17 @@ def in_parts(n: int, work: Callable[[int, int], None]) -> None:
     finally:
         for f in futures:
             f.result()
+
+
+def concurrently(*calls: Callable[[], T]) -> list[T]:
+    """Return ``[call() for call in calls]``, the calls run at once (the first on the
+    calling thread; one thread only where :func:`n_threads` is 1)."""
+    if n_threads() == 1 or len(calls) < 2:
+        return [call() for call in calls]
+    pool = _executor(n_threads() - 1)
+    futures = [pool.submit(call) for call in calls[1:]]
+    try:
+        first = calls[0]()
+    finally:
+        rest = [f.result() for f in futures]
+    return [first, *rest]

@@ -1,0 +1,60 @@
+"""fmkit.threads: work split over threads gives the numbers of one thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fmkit import metrics
+from fmkit.bayes.likelihood import sample_latent
+from fmkit.threads import MIN_PART, concurrently, in_parts, n_threads
+
+
+def test_in_parts_covers_every_element_once_and_raises_a_parts_error(monkeypatch):
+    monkeypatch.setenv("FMKIT_NUM_THREADS", "3")
+    assert n_threads() == 3
+    n = 3 * MIN_PART + 7
+    hits = np.zeros(n, np.int64)
+    ranges = []
+
+    def work(a: int, b: int) -> None:
+        ranges.append((a, b))
+        hits[a:b] += 1
+
+    in_parts(n, work)
+    assert sorted(ranges)[0][0] == 0 and len(ranges) == 3
+    assert np.all(hits == 1)
+
+    def fail(a: int, b: int) -> None:
+        if a > 0:
+            raise ValueError(f"part {a}")
+
+    with pytest.raises(ValueError, match="part"):
+        in_parts(n, fail)
+
+
+def test_concurrently_keeps_the_order_of_the_calls(monkeypatch):
+    for threads in ("1", "2"):
+        monkeypatch.setenv("FMKIT_NUM_THREADS", threads)
+        assert concurrently(lambda: 1, lambda: "two", lambda: 3.0) == [1, "two", 3.0]
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "4"])
+def test_latent_draws_and_auc_do_not_depend_on_the_thread_count(monkeypatch, threads):
+    rng = np.random.default_rng(0)
+    n = 2 * MIN_PART + 11
+    y = rng.normal(0, 4, n)
+    y[:4] = [40.0, -40.0, 0.0, -0.0]
+    positive = rng.random(n) < 0.5
+    monkeypatch.setenv("FMKIT_NUM_THREADS", "1")
+    want = sample_latent(np.random.default_rng(3), y, positive)
+    # the latent target lies on its label's side (within the clip at |y| = 37)
+    inside = np.abs(y) < 37
+    assert np.all(want[positive & inside] >= 0) and np.all(want[~positive & inside] <= 0)
+    scores = np.round(rng.random(n), 3).astype(np.float32)  # many ties
+    want_auc = metrics.auc(positive, scores)
+    monkeypatch.setenv("FMKIT_NUM_THREADS", threads)
+    np.testing.assert_array_equal(sample_latent(np.random.default_rng(3), y, positive), want)
+    assert metrics.auc(positive, scores) == want_auc
+    # the weighted formula (argsort, tie groups) agrees to rounding
+    assert metrics.auc(positive, scores, np.ones(n)) == pytest.approx(want_auc, abs=1e-12)
