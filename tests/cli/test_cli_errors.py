@@ -182,3 +182,31 @@ def test_version_flag(capsys):
 
     code, out, _ = run_cli(capsys, "--version")
     assert code == 0 and out.strip() == f"fmkit {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["inspect", "/no/such/file"]])
+def test_the_process_entry_freezes_the_gc_at_the_end_and_keeps_exit_codes(argv, tmp_path):
+    """``main()`` without argv (the console script) freezes the collector's objects when
+    the command ends, whatever the exit code; ``main(argv)`` (in-process callers) does not."""
+    code = (
+        "import gc, sys\n"
+        "from fmkit.cli import main\n"
+        "sys.argv = ['fmkit', *sys.argv[1:]]\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "try:\n"
+        "    main()\n"
+        "    status = 0\n"
+        "except SystemExit as exc:\n"
+        "    status = exc.code or 0\n"
+        "print('frozen', gc.get_freeze_count() > 0, 'status', status, file=sys.stderr)\n"
+    )
+    env = dict(os.environ, FMKIT_HOME=str(tmp_path / "home"))
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    want = 0 if argv == ["--help"] else 2
+    assert f"frozen True status {want}" in out.stderr
