@@ -25,6 +25,10 @@ Peers, installed into the same virtualenv (they are not fmkit dependencies)::
 (xLearn reads ``USER`` from the environment; myFM 0.4 imports ``pkg_resources``, shimmed by
 its script here when setuptools does not provide it). A peer that is missing is skipped.
 
+Before timing, fmkit's modules are byte-compiled (``compileall``), as pip leaves an
+installed package and as the peers' modules are: this machine sets PYTHONDONTWRITEBYTECODE,
+under which an editable checkout would compile every module in every run (0.1 s).
+
 Run: ``.venv/bin/python benchmarks/whole_command.py [--data-dir ../shared/data/ml-100k]
 [--repeats 5]``; appends a section to benchmarks/RESULTS.md (``--no-append`` to only
 print). FMKIT_HOME points at a temporary folder, so the registry starts empty.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,25 @@ def test_latent_draws_and_auc_do_not_depend_on_the_thread_count(monkeypatch, thr
     assert metrics.auc(positive, scores) == want_auc
     # the weighted formula (argsort, tie groups) agrees to rounding
     assert metrics.auc(positive, scores, np.ones(n)) == pytest.approx(want_auc, abs=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_pool(monkeypatch):
+    """A child forked after the pool started must not wait on the parent's threads."""
+    monkeypatch.setenv("FMKIT_NUM_THREADS", "2")
+    assert concurrently(lambda: 1, lambda: 2) == [1, 2]  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # the child: a hang here would fail the test by its timeout below
+        try:
+            ok = concurrently(lambda: 3, lambda: 4) == [3, 4]
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child hung on the parent's thread pool")

@@ -37,6 +37,17 @@ def n_threads() -> int:
     return max(1, min(_MAX_THREADS, cores))
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist here; start a new one."""
+    global _pool, _lock
+    _pool = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _lock:
