@@ -172,3 +172,37 @@ def test_unit_values_and_parallel_blocks_give_the_same_chain_bit_for_bit(likelih
     np.testing.assert_array_equal(fast, chain("numba", unit=False, sequential=False))
     np.testing.assert_allclose(fast, chain("numpy", unit=False, sequential=False),
                                rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+@pytest.mark.parametrize("env", [{}, {"GOMP_SPINCOUNT": "77"}, {"OMP_WAIT_POLICY": "ACTIVE"}])
+def test_start_threads_sets_the_spin_only_while_loading_and_respects_the_users(env):
+    """The short OpenMP spin is set for numba's OpenMP load only: afterwards the
+    environment is as before, and a spin or policy the user set is left alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, os\n"
+            "from fmkit.bayes import kernels\n"
+            "seen = {}\n"
+            "from numba.np.ufunc import parallel\n"
+            "launch = parallel._launch_threads\n"
+            "def spy():\n"
+            "    seen.update({k: os.environ.get(k) for k in ('GOMP_SPINCOUNT', "
+            "'OMP_WAIT_POLICY')})\n"
+            "    launch()\n"
+            "parallel._launch_threads = spy\n"
+            "kernels.start_threads()\n"
+            "print(json.dumps({'during': seen, 'after': os.environ.get('GOMP_SPINCOUNT')}))\n")
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env},
+                         capture_output=True, text=True, timeout=120, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if env:
+        assert got["during"] == {}  # not launched early: numba starts its threads itself
+        assert got["after"] == env.get("GOMP_SPINCOUNT")
+    else:
+        assert got["during"] == {"GOMP_SPINCOUNT": "3000", "OMP_WAIT_POLICY": None}
+        assert got["after"] is None
