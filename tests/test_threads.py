@@ -83,3 +83,27 @@ def test_a_forked_child_gets_its_own_pool(monkeypatch):
         time.sleep(0.05)
     os.kill(pid, 9)
     pytest.fail("the forked child hung on the parent's thread pool")
+
+
+def test_a_split_inside_a_pool_thread_runs_there_instead_of_waiting_on_the_pool(monkeypatch):
+    """concurrently/in_parts called from work already on the pool must not wait for pool
+    threads that are all busy waiting on it (a deadlock with a one-thread pool)."""
+    import threading
+
+    from fmkit import threads
+
+    monkeypatch.setenv("FMKIT_NUM_THREADS", "2")
+    monkeypatch.setattr(threads, "_pool", None)  # a fresh pool of one worker thread
+
+    def inner() -> list[int]:
+        hits = np.zeros(3 * MIN_PART, np.int64)
+        in_parts(hits.shape[0], lambda a, b: hits[a:b].__iadd__(1))
+        return [int(hits.sum()), *concurrently(lambda: 1, lambda: 2)]
+
+    got: list = []
+    runner = threading.Thread(target=lambda: got.append(concurrently(lambda: "main", inner)),
+                              daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "a nested split waited on the busy pool (deadlock)"
+    assert got == [["main", [3 * MIN_PART, 1, 2]]]

@@ -37,6 +37,19 @@ def n_threads() -> int:
     return max(1, min(_MAX_THREADS, cores))
 
 
+_worker = threading.local()
+
+
+def _mark_worker() -> None:
+    _worker.busy = True
+
+
+def _serial() -> bool:
+    """Run on this thread only: one thread is allowed, or this is one of the pool's (a
+    nested split would wait on the workers that are waiting on it)."""
+    return n_threads() == 1 or getattr(_worker, "busy", False)
+
+
 def _forget_pool() -> None:
     """In a forked child: the parent's pool threads do not exist here; start a new one."""
     global _pool, _lock
@@ -52,7 +65,8 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fmkit")
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fmkit",
+                                       initializer=_mark_worker)
         return _pool
 
 
@@ -60,9 +74,10 @@ def in_parts(n: int, work: Callable[[int, int], None]) -> None:
     """Call ``work(a, b)`` on consecutive ranges covering ``0..n``, in parallel.
 
     ``work`` must write only its own range. The calling thread takes the first range;
-    exceptions from any part are raised here.
+    exceptions from any part are raised here. Called from a pool thread, it runs the whole
+    range there (no nested split).
     """
-    parts = min(n_threads(), max(1, n // MIN_PART))
+    parts = 1 if _serial() else min(n_threads(), max(1, n // MIN_PART))
     if parts == 1:
         work(0, n)
         return
@@ -79,7 +94,7 @@ def in_parts(n: int, work: Callable[[int, int], None]) -> None:
 def concurrently(*calls: Callable[[], T]) -> list[T]:
     """Return ``[call() for call in calls]``, the calls run at once (the first on the
     calling thread; one thread only where :func:`n_threads` is 1)."""
-    if n_threads() == 1 or len(calls) < 2:
+    if _serial() or len(calls) < 2:
         return [call() for call in calls]
     pool = _executor(n_threads() - 1)
     futures = [pool.submit(call) for call in calls[1:]]
