@@ -23,7 +23,6 @@ from fmkit.bayes.priors import Hyperpriors
 from fmkit.bayes.relations import find_relations
 from fmkit.bayes.sampler import CoordinateSampler
 from fmkit.bayes.settings import init_sigma
-from fmkit.threads import in_parts
 from fmkit.bayes.torch_sampler import TorchSampler
 from fmkit.bayes.user_item import UserItemSampler
 from fmkit.config import FMConfig
@@ -32,6 +31,7 @@ from fmkit.inference.links import apply_link
 from fmkit.inference.predictor import fm_outputs, user_item_outputs
 from fmkit.metrics import compute_metrics
 from fmkit.sparse import SparseBatch
+from fmkit.threads import in_parts
 
 logger = logging.getLogger(__name__)
 
