@@ -127,22 +127,21 @@ def _auc_counts(t: npt.NDArray[np.bool_], s: Array) -> float:
     half those tied with it, over P x N. The counts are integers (exact), so this is the
     weighted formula's value bit for bit, at the cost of two sorts of values (no argsort);
     on a training epoch's rows the two sorts, then the two searches, run on two threads."""
-    if s.shape[0] >= MIN_PART:
-        pos, neg = concurrently(lambda: np.sort(s[t]), lambda: np.sort(s[~t]))
-    else:
-        pos, neg = np.sort(s[t]), np.sort(s[~t])
+    both = concurrently if s.shape[0] >= MIN_PART else _one_after_the_other
+    pos, neg = both(lambda: np.sort(s[t]), lambda: np.sort(s[~t]))
     if pos.shape[0] == 0 or neg.shape[0] == 0:
         return float("nan")
 
     def count(side: Any) -> int:
         return int(np.searchsorted(neg, pos, side).sum(dtype=np.int64))
 
-    if s.shape[0] >= MIN_PART:
-        below, at_or_below = concurrently(lambda: count("left"), lambda: count("right"))
-    else:
-        below, at_or_below = count("left"), count("right")
+    below, at_or_below = both(lambda: count("left"), lambda: count("right"))
     num = float(below) + 0.5 * float(at_or_below - below)
     return num / (float(pos.shape[0]) * float(neg.shape[0]))
+
+
+def _one_after_the_other(*calls: Any) -> list[Any]:
+    return [call() for call in calls]
 
 
 _FUNCS = {

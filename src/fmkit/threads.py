@@ -4,7 +4,8 @@ numpy's and scipy's ufuncs, sorts and searches release the GIL, so independent p
 one computation run at once on a small, lazily started pool: the parts of a long
 element-wise computation (:func:`in_parts`: the probit sampler's ``ndtr``/``ndtri`` over
 every training row, 45% of a binary MCMC sweep on MovieLens 100K) or a few separate calls
-(:func:`concurrently`: the two sorts of a training epoch's AUC). Every piece computes what
+(:func:`concurrently`: the two sorts of a training epoch's AUC, the two halves of a libsvm
+block). Every piece computes what
 it would on one thread, so results do not depend on the number of threads.
 """
 
@@ -78,22 +79,15 @@ def in_parts(n: int, work: Callable[[int, int], None]) -> None:
     range there (no nested split).
     """
     parts = 1 if _serial() else min(n_threads(), max(1, n // MIN_PART))
-    if parts == 1:
-        work(0, n)
-        return
     bounds = [n * k // parts for k in range(parts + 1)]
-    pool = _executor(parts - 1)
-    futures = [pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    try:
-        work(bounds[0], bounds[1])
-    finally:
-        for f in futures:
-            f.result()
+    concurrently(*[lambda a=a, b=b: work(a, b) for a, b in zip(bounds, bounds[1:],
+                                                                strict=False)])
 
 
 def concurrently(*calls: Callable[[], T]) -> list[T]:
     """Return ``[call() for call in calls]``, the calls run at once (the first on the
-    calling thread; one thread only where :func:`n_threads` is 1)."""
+    calling thread; one after the other where :func:`n_threads` is 1 or on a pool thread).
+    Every call has ended when this returns, raised or not."""
     if _serial() or len(calls) < 2:
         return [call() for call in calls]
     pool = _executor(n_threads() - 1)

@@ -17,10 +17,11 @@ otherwise.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+from fmkit.threads import concurrently
 
 try:
     import numba
@@ -163,16 +164,8 @@ if numba is not None:
     _count = numba.njit(cache=True, nogil=True)(_count)  # type: ignore[assignment]
 
 #: blocks at least this long are parsed in two halves on two threads (the kernel releases
-#: the GIL), each writing its own part of the output arrays
+#: the GIL; fmkit.threads), each writing its own part of the output arrays
 PARALLEL_BYTES = 1 << 20
-_pool: ThreadPoolExecutor | None = None
-
-
-def _second_thread() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmkit-libsvm")
-    return _pool
 
 
 def parse_block(text: bytes, *, threads: int = 2) -> tuple[Any, Any, Any, Any, Any] | None:
@@ -203,14 +196,15 @@ def parse_block(text: bytes, *, threads: int = 2) -> tuple[Any, Any, Any, Any, A
     offsets = np.empty(l1 + l2 + 3, np.int64)
     row_line = np.empty(l1 + l2 + 2, np.int64)
     offsets[0] = 0
-    second = None
+    calls = [lambda: _parse(buf, 0, cut, keys, vals, labels, offsets, row_line, 0, 0,
+                            _POW10)]
     if cut < n:
-        second = _second_thread().submit(_parse, buf, cut, n, keys, vals, labels, offsets,
-                                         row_line, c1, l1 + 1, _POW10)
-    rows, nnz, lines, status = _parse(buf, 0, cut, keys, vals, labels, offsets, row_line,
-                                      0, 0, _POW10)
-    if second is not None:
-        rows2, nnz2, _, status2 = second.result()
+        calls.append(lambda: _parse(buf, cut, n, keys, vals, labels, offsets, row_line, c1,
+                                    l1 + 1, _POW10))
+    parsed = concurrently(*calls)
+    rows, nnz, lines, status = parsed[0]
+    if cut < n:
+        rows2, nnz2, _, status2 = parsed[1]
         if status != _OK or nnz != c1:
             return None
         status = status2
