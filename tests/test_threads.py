@@ -107,3 +107,15 @@ def test_a_split_inside_a_pool_thread_runs_there_instead_of_waiting_on_the_pool(
     runner.join(30)
     assert not runner.is_alive(), "a nested split waited on the busy pool (deadlock)"
     assert got == [["main", [3 * MIN_PART, 1, 2]]]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+def test_a_bad_thread_count_is_ignored_with_one_warning(monkeypatch, caplog, value):
+    from fmkit import threads
+
+    monkeypatch.setattr(threads, "_WARNED", set())
+    monkeypatch.setenv("FMKIT_NUM_THREADS", value)
+    with caplog.at_level("WARNING", logger="fmkit.threads"):
+        assert n_threads() >= 1 and n_threads() >= 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fmkit.threads"]
+    assert len(warnings) == 1 and f"FMKIT_NUM_THREADS={value!r}" in warnings[0]

@@ -11,6 +11,7 @@ it would on one thread, so results do not depend on the number of threads.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -22,15 +23,23 @@ T = TypeVar("T")
 # below this many elements a part costs more to hand over than it saves
 MIN_PART = 20_000
 _MAX_THREADS = 4
+_WARNED: set[str] = set()
+logger = logging.getLogger(__name__)
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
 
 def n_threads() -> int:
-    """Threads to use: ``FMKIT_NUM_THREADS`` if set, else the usable cores (at most 4)."""
-    env = os.environ.get("FMKIT_NUM_THREADS", "")
-    if env.strip().isdigit() and int(env) > 0:
+    """Threads to use: ``FMKIT_NUM_THREADS`` if set, else the usable cores (at most 4).
+
+    A value that is not a positive integer is ignored, with one warning naming it."""
+    env = os.environ.get("FMKIT_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
         return int(env)
+    if env and env not in _WARNED:
+        _WARNED.add(env)
+        logger.warning("FMKIT_NUM_THREADS=%r is not a positive integer; ignored (the usable "
+                       "cores are used, at most %d).", env, _MAX_THREADS)
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
