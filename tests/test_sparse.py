@@ -81,3 +81,15 @@ def test_canonical_is_self_exactly_when_scipy_calls_the_rows_canonical():
     fixed = rows.canonical()
     assert fixed._strictly_increasing_rows() and fixed.to_csr().has_canonical_format
     assert SparseBatch.from_arrays([4, 0, 5], [0, 1, 3], np.ones(3))._strictly_increasing_rows()
+
+
+def test_values_finite_is_computed_once_and_kept_by_an_unchanged_feature_dim():
+    batch = SparseBatch.from_arrays([0, 2, 1], [0, 2, 3], [1.0, np.nan, 3.0], [1, 0],
+                                    feature_dim=4)
+    assert batch.values_finite is False
+    assert batch.with_feature_dim(4) is batch
+    other = batch.with_feature_dim(5)
+    assert other is not batch and other.feature_dim == 5
+    assert SparseBatch.from_arrays([0, 1], [0, 1, 2], [1.0, -2.5]).values_finite is True
+    with pytest.raises(ValueError, match="row 0: feature value nan is not finite"):
+        batch.validate(feature_dim=4)

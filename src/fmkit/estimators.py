@@ -25,7 +25,7 @@ import numpy as np
 
 from fmkit.config import HYPERPARAMETERS, FMConfig
 from fmkit.errors import DataError, FMWarning, NotFittedError
-from fmkit.sparse import SparseBatch, all_finite
+from fmkit.sparse import SparseBatch
 
 try:  # scikit-learn is optional: with it, the estimators get its mixins and tags
     from sklearn.base import BaseEstimator as _Base
@@ -182,7 +182,7 @@ class _FMBase(_Base):  # type: ignore[misc,valid-type]
         if batch.width == 0:
             raise ValueError(f"Found array with 0 feature(s) (shape=({batch.n_rows}, 0)) while a "
                              "minimum of 1 is required.")
-        if batch.nnz and not all_finite(batch.values):
+        if batch.nnz and not batch.values_finite:
             raise ValueError("Input X contains NaN or infinity.")
         return batch
 

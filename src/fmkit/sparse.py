@@ -67,6 +67,12 @@ class SparseBatch:
         width = self.nnz // n
         return width if bool(np.all(np.diff(self.offsets) == width)) else None
 
+    @cached_property
+    def values_finite(self) -> bool:
+        """Whether every stored value is finite; computed once per batch (the face's input
+        check and the trainer's validation share it)."""
+        return all_finite(self.values)
+
     @property
     def width(self) -> int:
         """``feature_dim`` if known, else 1 + the largest column used (0 when empty)."""
@@ -239,7 +245,9 @@ class SparseBatch:
                            self.feature_dim)
 
     def with_feature_dim(self, feature_dim: int | None) -> SparseBatch:
-        """Return a copy whose ``feature_dim`` is ``feature_dim``."""
+        """Return a copy whose ``feature_dim`` is ``feature_dim`` (self if it has it)."""
+        if feature_dim == self.feature_dim:
+            return self
         return SparseBatch(self.indices, self.offsets, self.values, self.labels, self.weights,
                            feature_dim)
 
@@ -282,7 +290,7 @@ class SparseBatch:
                     f"(keys must be < feature_dim)."
                 )
         if self.nnz:
-            if not all_finite(self.values):
+            if not self.values_finite:
                 pos = int(np.argmax(~np.isfinite(self.values)))
                 raise DataError(f"{source}, row {_row_of(self.offsets, pos)}: feature value "
                                 f"{self.values[pos]} is not finite.")
