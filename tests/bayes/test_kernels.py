@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from helpers.reference import naive_fm
 
 from fmkit.bayes.groups import Block, plan_blocks
-from fmkit.bayes.kernels import BACKENDS, predict_rows, update_block
+from fmkit.bayes.kernels import BACKENDS, HAVE_NUMBA, balanced_spans, predict_rows, update_block
 from fmkit.bayes.sampler import CoordinateSampler
 
 K = 3
@@ -206,3 +206,40 @@ def test_start_threads_sets_the_spin_only_while_loading_and_respects_the_users(e
     else:
         assert got["during"] == {"GOMP_SPINCOUNT": "3000", "OMP_WAIT_POLICY": None}
         assert got["after"] is None
+
+
+def test_balanced_spans_cut_a_block_into_runs_of_about_equal_entries():
+    # popular keys first, as MovieLens numbers its films: a split of the keys themselves
+    # would give the first run nearly all the entries
+    lengths = np.array([400, 300, 200, 50] + [5] * 40, np.int64)
+    indptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.uint64)
+    spans = balanced_spans(indptr, 0, lengths.shape[0], 2)
+    assert spans[0] == 0 and spans[-1] == lengths.shape[0] and spans.shape == (3,)
+    halves = [int(lengths[a:b].sum()) for a, b in zip(spans[:-1], spans[1:], strict=True)]
+    assert halves == [700, 450]  # the nearest cut to 575 entries at a key boundary
+    inner = balanced_spans(indptr, 4, 44, 4)  # a block that starts inside the array
+    assert list(inner) == [4, 14, 24, 34, 44]
+    assert list(balanced_spans(indptr, 3, 5, 8)) == [3] + [4] * 7 + [5]  # 50 then 5 entries
+    assert np.all(np.diff(balanced_spans(indptr, 0, 44, 8)) >= 0)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("kind", ["w", "v"])
+def test_parallel_update_is_the_same_bit_for_bit_for_any_split_of_the_keys(rng, kind):
+    X = _tiny(rng, one_hot=True)
+    block = plan_blocks(X.tocsc())[1]
+    noise = rng.standard_normal(4)
+    results = []
+    for spans in ([4, 8], [4, 5, 6, 7, 8], [4, 4, 6, 8], None):
+        s = _state(np.random.default_rng(5), X, "numba")
+        f = 2
+        q = None if kind == "w" else s.Q[f]
+        theta = s.w if kind == "w" else s.Vt[f]
+        lam, mu = (s.lam_w, s.mu_w) if kind == "w" else (s.lam_v[f], s.mu_v[f])
+        update_block("numba", block.start, block.stop, True, s.indptr, s.rows, s.vals, s.r,
+                     s.e, q, theta, s.groups, lam, mu, s.alpha, noise, 1.0,
+                     spans=None if spans is None else np.array(spans, np.int64))
+        results.append((theta.copy(), s.e.copy(), s.Q.copy()))
+    for theta, e, Q in results[1:]:
+        assert np.array_equal(theta, results[0][0])
+        assert np.array_equal(e, results[0][1]) and np.array_equal(Q, results[0][2])

@@ -21,13 +21,20 @@ Shapes: N rows, F keys, K factors, G groups.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from fmkit.bayes.groups import Block, plan_blocks
-from fmkit.bayes.kernels import default_backend, predict_rows, start_threads, update_block
+from fmkit.bayes.kernels import (
+    balanced_spans,
+    default_backend,
+    predict_rows,
+    start_threads,
+    update_block,
+)
 from fmkit.bayes.likelihood import sample_latent
 from fmkit.bayes.priors import Hyperpriors, membership, sample_alpha, sample_group_priors
 from fmkit.bayes.relations import Relation, RelationUpdater, without_ranges
@@ -229,6 +236,7 @@ class CoordinateSampler(ChainState):
         # one pass's noise (its blocks, then its relations) in one draw per pass, and the
         # K factor passes' in one: the same stream as a draw per block, fewer calls
         parts = self._noise_parts()
+        spans = self._spans()
         if gibbs:
             self.lam_w, self.mu_w = sample_group_priors(
                 self.rng, self.w, self.member, self.counts, self.mu_w, self.prior)
@@ -237,7 +245,7 @@ class CoordinateSampler(ChainState):
             update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                          self.rows, self.vals, self._kernel_r, e, None, self.w, self.groups,
                          self.lam_w, self.mu_w, alpha, noise[a:a + b.stop - b.start], scale,
-                         unit=self.unit)
+                         unit=self.unit, spans=spans.get(b.start))
         for u, a in zip(self.relations, parts[len(self.blocks):], strict=False):
             u.linear(e, self.w, self.groups, self.lam_w, self.mu_w, alpha,
                      noise[a:a + u.stop - u.start], scale)
@@ -251,10 +259,25 @@ class CoordinateSampler(ChainState):
             for b, a in zip(self.blocks, parts, strict=False):
                 update_block(self.backend, b.start, b.stop, b.independent, self.indptr,
                              self.rows, self.vals, self._kernel_r, e, q, v, self.groups, lam,
-                             mu, alpha, z[a:a + b.stop - b.start], scale, unit=self.unit)
+                             mu, alpha, z[a:a + b.stop - b.start], scale, unit=self.unit,
+                             spans=spans.get(b.start))
             for u, a in zip(self.relations, parts[len(self.blocks):], strict=False):
                 u.factor(e, q, v, self.groups, lam, mu, alpha, z[a:a + u.stop - u.start],
                          scale)
+
+    def _spans(self) -> dict[int, Any]:
+        """Each independent block's runs of keys for the numba threads (balanced_spans),
+        by the block's first key; computed once per thread count."""
+        if self.backend != "numba":
+            return {}
+        import numba
+
+        threads = numba.get_num_threads()
+        if getattr(self, "_spans_of", (None,))[0] != threads:
+            self._spans_of = (threads, {b.start: balanced_spans(self.indptr, b.start, b.stop,
+                                                                threads)
+                                        for b in self.blocks if b.independent})
+        return self._spans_of[1]
 
     def _noise_parts(self) -> list[int]:
         """Where each block's, then each relation's, noise starts in a pass's draw; the
