@@ -211,7 +211,7 @@ def main() -> None:
                       / statistics.median(r[0][i] for r in runs["myFM 0.4 gibbs"])
                       for i in (0, 1)]
             line = (f"{name} / myFM fit time: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU "
-                    "(both single-threaded; CPU time is the steadier on a loaded machine)")
+                    "(fmkit on numba's threads, myFM on one: wall time is what a user waits)")
             print("  " + line, flush=True)
             lines.append(f"  - {line}")
         if task == "rating" and side == "no" and implicit == "no":
