@@ -90,6 +90,11 @@ def test_values_finite_is_computed_once_and_kept_by_an_unchanged_feature_dim():
     assert batch.with_feature_dim(4) is batch
     other = batch.with_feature_dim(5)
     assert other is not batch and other.feature_dim == 5
+    # copies that keep the rows keep what was found of them, and only that
+    for copy in (other, batch.with_labels([0, 1]), batch.with_weights([1.0, 2.0])):
+        assert copy.__dict__.get("values_finite") is False
+        assert copy.indices is batch.indices and copy.values is batch.values
+    assert list(batch.with_labels([0, 1]).labels) == [0.0, 1.0]
     assert SparseBatch.from_arrays([0, 1], [0, 1, 2], [1.0, -2.5]).values_finite is True
     with pytest.raises(ValueError, match="row 0: feature value nan is not finite"):
         batch.validate(feature_dim=4)

@@ -217,6 +217,8 @@ class CoordinateSampler(ChainState):
             self.blocks = without_ranges(self.blocks, [(u.start, u.stop) for u in relations])
         self._kernel_r = None if row_weights is None else self.r  # None: unweighted loops
         self.Q = np.zeros((num_factors, self.n_rows))
+        # (numba thread count, each independent block's balanced_spans by its first key)
+        self._spans_of: tuple[int, dict[int, Any]] | None = None
 
     # ------------------------------------------------------------------ predictions
     def predict_train(self) -> Float64:
@@ -273,7 +275,7 @@ class CoordinateSampler(ChainState):
         import numba
 
         threads = numba.get_num_threads()
-        if getattr(self, "_spans_of", (None,))[0] != threads:
+        if self._spans_of is None or self._spans_of[0] != threads:
             self._spans_of = (threads, {b.start: balanced_spans(self.indptr, b.start, b.stop,
                                                                 threads)
                                         for b in self.blocks if b.independent})
